@@ -1,0 +1,53 @@
+# Two commands do all the set-up: `make sanitize` and `make test` each create
+# .venv and install the project when it is missing.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# The CPU build of torch, so a CPU machine never downloads a multi-GB CUDA build.
+# A GPU machine installs with `make TORCH=torch` (or any CUDA build it wants).
+TORCH  ?= torch==2.13.0+cpu
+
+DATA   ?=
+OUT    ?= manifests
+JOBS   ?= 0
+DEMO   := data/demo
+SCAN_ARGS ?=
+
+STAMP := $(VENV)/.installed
+
+.PHONY: install sanitize demo test lint bench clean-venv
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e '.[train,dev]'
+	touch $@
+
+$(DEMO)/demo_truth.csv: | $(STAMP)
+	$(BIN)/sanitize demo $(DEMO)
+
+demo: $(DEMO)/demo_truth.csv
+
+ifeq ($(strip $(DATA)),)
+sanitize: $(STAMP) $(DEMO)/demo_truth.csv
+	$(BIN)/sanitize scan $(DEMO) --out $(OUT) --jobs $(JOBS) $(SCAN_ARGS)
+else
+sanitize: $(STAMP)
+	$(BIN)/sanitize scan $(DATA) --out $(OUT) --jobs $(JOBS) $(SCAN_ARGS)
+endif
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check sanitize panovlm tests bench
+	$(BIN)/ruff format --check sanitize panovlm tests bench
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_scan.py
+
+clean-venv:
+	rm -rf $(VENV)

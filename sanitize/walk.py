@@ -1,0 +1,104 @@
+"""List the image files of a tree with os.scandir: one stat per file, each directory once."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    """An image file found by the walk; size and mtime are None for a dangling symlink."""
+
+    relpath: str  # POSIX, relative to the root
+    size: int | None
+    mtime_ns: int | None
+
+
+@dataclass
+class WalkStats:
+    """What the walk skipped, so the summary can say so."""
+
+    unreadable_dirs: list[str]
+    symlink_loops: int = 0
+
+
+def is_image_name(name: str) -> bool:
+    return name.lower().endswith(IMAGE_SUFFIXES)
+
+
+def walk_images(
+    root: str, include: Sequence[str] = (), stats: WalkStats | None = None
+) -> Iterator[FileEntry]:
+    """Yield the images under `root` in sorted order, following symlinks but never a loop.
+
+    `include` globs match the POSIX relative path (`*` also crosses `/`); none means all.
+    """
+    stats = stats if stats is not None else WalkStats([])
+    root_stat = os.stat(root)
+    seen = {(root_stat.st_dev, root_stat.st_ino)}
+    stack = [""]
+    while stack:
+        reldir = stack.pop()
+        try:
+            with os.scandir(os.path.join(root, reldir) if reldir else root) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            log.warning("cannot list %s: %s", reldir or root, exc.strerror or exc)
+            stats.unreadable_dirs.append(reldir)
+            continue
+        subdirs = []
+        for entry in entries:
+            relpath = f"{reldir}/{entry.name}" if reldir else entry.name
+            if _is_dir(entry):
+                if _first_visit(entry, seen):
+                    subdirs.append(relpath)
+                else:
+                    stats.symlink_loops += 1
+            elif is_image_name(entry.name) and _included(relpath, include):
+                found = _file_entry(entry, relpath)
+                if found is not None:
+                    yield found
+        stack.extend(reversed(subdirs))  # pop in sorted order
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _first_visit(entry: os.DirEntry, seen: set[tuple[int, int]]) -> bool:
+    """A directory reached again (through a symlink) is a loop or a duplicate: skip it."""
+    try:
+        st = entry.stat()
+    except OSError:
+        return False
+    key = (st.st_dev, st.st_ino)
+    if key in seen:
+        return False
+    seen.add(key)
+    return True
+
+
+def _file_entry(entry: os.DirEntry, relpath: str) -> FileEntry | None:
+    try:
+        st = entry.stat()  # follows symlinks; cached by scandir for plain files
+    except OSError:  # dangling symlink or vanished: the check reports it
+        return FileEntry(relpath, None, None)
+    if not stat.S_ISREG(st.st_mode):
+        return None  # a FIFO or socket named like an image
+    return FileEntry(relpath, st.st_size, st.st_mtime_ns)
+
+
+def _included(relpath: str, include: Sequence[str]) -> bool:
+    return not include or any(fnmatchcase(relpath, pattern) for pattern in include)
