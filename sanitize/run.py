@@ -61,7 +61,9 @@ class ScanResult:
 def check_batch(data_root: str, batch: Batch, fast: bool = True) -> BatchResult:
     """Worker: the verdicts of one batch of files, as plain tuples (cheap to pickle)."""
     index, relpaths = batch
-    return index, [astuple(verify_file(os.path.join(data_root, rel), fast=fast)) for rel in relpaths]
+    return index, [
+        astuple(verify_file(os.path.join(data_root, rel), fast=fast)) for rel in relpaths
+    ]
 
 
 def distribute_serial(data_root: str, batches: Sequence[Batch], config: ScanConfig):
@@ -111,9 +113,7 @@ def run_scan(config: ScanConfig) -> ScanResult:
     return result
 
 
-def _check_all(
-    entries: list[FileEntry], config: ScanConfig
-) -> Iterator[tuple[FileEntry, Verdict]]:
+def _check_all(entries: list[FileEntry], config: ScanConfig) -> Iterator[tuple[FileEntry, Verdict]]:
     size = config.batch_size or _batch_size(len(entries), config.jobs)
     batches = [
         (i, [e.relpath for e in entries[start : start + size]])

@@ -69,7 +69,10 @@ def walk_png(data: bytes) -> PngLayout | Problem:
         end = pos + 12 + length
         if length > 0x7FFFFFFF or not ctype.isalpha():
             return Problem(
-                "corrupt", pos, min(end, n), f"PNG chunk header at offset {pos} is invalid {ctype!r}"
+                "corrupt",
+                pos,
+                min(end, n),
+                f"PNG chunk header at offset {pos} is invalid {ctype!r}",
             )
         name = ctype.decode("ascii")
         if end > n:
@@ -144,7 +147,7 @@ def walk_jpeg(data: bytes) -> Problem | None:
                 "truncated",
                 pos,
                 n,
-                f"JPEG segment {marker:02x} at offset {pos} needs {seg_len} bytes, file ends at {n}",
+                f"JPEG segment {marker:02x} at offset {pos} needs {seg_len} bytes, ends at {n}",
             )
         pos += seg_len
         if marker == 0xDA:  # start of scan: entropy-coded data runs to the next marker

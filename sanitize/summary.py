@@ -6,6 +6,7 @@ from collections import Counter
 from pathlib import Path
 
 from sanitize.check import ERROR_TYPES
+from sanitize.manifest import CLEAN_NAME, REPORT_NAME, SUMMARY_NAME
 from sanitize.walk import WalkStats
 
 
@@ -47,8 +48,6 @@ def format_summary(summary: dict) -> str:
     lines += [f"    {name:<13}{n:>8,}" for name, n in summary["by_error_type"].items()]
     if summary["unreadable_dirs"]:
         lines.append(f"  warning: {len(summary['unreadable_dirs'])} folders could not be listed")
-    out = Path(summary["out_dir"])
-    lines.append(
-        f"Wrote {out / 'clean.parquet'}, {out / 'corruption_report.csv'}, {out / 'summary.json'}"
-    )
+    names = ", ".join((CLEAN_NAME, REPORT_NAME, SUMMARY_NAME))
+    lines.append(f"Manifests in {summary['out_dir']}: {names}")
     return "\n".join(lines)
