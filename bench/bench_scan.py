@@ -39,8 +39,9 @@ def pillow_loop(paths: list[str]) -> int:
 def time_scan(tree: Path, jobs: int, extra: list[str]) -> float:
     """Wall time of the real command line, start-up and manifest writing included."""
     with tempfile.TemporaryDirectory() as out:
-        cmd = [sys.executable, "-m", "sanitize", "scan", str(tree), "--out", out]
-        cmd += ["--jobs", str(jobs), "--no-progress", *extra]
+        cmd = [sys.executable, "-m", "sanitize", "scan", str(tree), "--out", out, "--full"]
+        cmd += ["--state", os.path.join(out, "state"), "--jobs", str(jobs), "--no-progress"]
+        cmd += extra
         started = time.perf_counter()
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         return time.perf_counter() - started

@@ -48,6 +48,7 @@ ERROR_TYPES = (
     "truncated",
     "checksum",
     "corrupt_data",
+    "decoder_crash",  # the decoder killed its worker process (found by the scan's isolation)
 )
 # A zero run this long ending the file is an interrupted write, not the image's own bytes.
 ZERO_RUN_MIN = 8
@@ -98,6 +99,11 @@ def verify_file(path: str, *, fast: bool = True) -> Verdict:
     if verdict is not None:
         return verdict
     return inspect_bytes(data, pixels=False, fast=fast)[0]
+
+
+def verify_file_pillow(path: str) -> Verdict:
+    """`verify_file` without the zlib-ng fast path: every image through Pillow's decoder."""
+    return verify_file(path, fast=False)
 
 
 def decode_file(path: str) -> Image.Image:

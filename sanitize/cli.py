@@ -65,6 +65,32 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="decode every PNG through Pillow instead of the exact zlib-ng fast path",
     )
+    scan.add_argument(
+        "--full", action="store_true", help="decode every file, reusing no stored verdict"
+    )
+    scan.add_argument(
+        "--state",
+        metavar="DIR",
+        help="where verdicts are kept between scans "
+        "(default: ~/.cache/panovlm-sanitize/<DATA name>-<hash>, or $SANITIZE_STATE_HOME)",
+    )
+    scan.add_argument(
+        "--backend",
+        choices=["joblib", "dask"],
+        default="joblib",
+        help="local worker processes (joblib's loky) or a Dask cluster",
+    )
+    scan.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="Dask scheduler address (with --backend dask; default: start a local cluster)",
+    )
+    scan.add_argument(
+        "--checker",
+        metavar="MODULE:FUNCTION",
+        default=None,
+        help="replace the per-file check (a function of a path returning a Verdict)",
+    )
     scan.set_defaults(run=_scan)
 
     demo = commands.add_parser("demo", help="write a small Structured3D-shaped tree with damage")
@@ -76,19 +102,36 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _scan(args: argparse.Namespace) -> int:
-    from sanitize.run import ScanConfig, run_scan
+    from sanitize.executors import BackendError
+    from sanitize.run import DEFAULT_CHECKER, ScanConfig, ScanInterrupted, run_scan
+    from sanitize.state import StateBusy
     from sanitize.summary import format_summary
 
+    if args.scheduler and args.backend != "dask":
+        raise UsageError("--scheduler goes with --backend dask")
+    if args.checker and args.no_fast_png:
+        raise UsageError("--checker and --no-fast-png exclude each other")
+    pillow_only = "sanitize.check:verify_file_pillow"
     config = ScanConfig(
         data_root=_data_root(args.data),
         out_dir=args.out,
         jobs=_jobs(args.jobs),
         include=tuple(args.include),
-        fast=not args.no_fast_png,
         progress=not args.no_progress,
+        backend=args.backend,
+        scheduler=args.scheduler,
+        state_dir=args.state,
+        full=args.full,
+        checker=args.checker or (pillow_only if args.no_fast_png else DEFAULT_CHECKER),
     )
     _check_out_dir(Path(args.out))
-    result = run_scan(config)
+    try:
+        result = run_scan(config)
+    except (StateBusy, BackendError) as exc:
+        raise UsageError(str(exc)) from None
+    except ScanInterrupted as exc:
+        print(f"sanitize: {exc}; run the same command to resume", file=sys.stderr)
+        return 130
     if args.json:
         print(json.dumps(result.summary, indent=2))
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable
@@ -12,9 +13,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from sanitize.check import Verdict
 from sanitize.layout import parse_layout
-from sanitize.walk import FileEntry
 
 CLEAN_NAME = "clean.parquet"
 REPORT_NAME = "corruption_report.csv"
@@ -56,39 +55,87 @@ REPORT_SCHEMA = pa.schema(
 )
 
 
-class ManifestBuilder:
-    """Collects verdicts as columns (not row objects) and turns them into the two tables."""
+class ManifestWriter:
+    """Streams state rows, in relpath (= url) order, into temporary manifests; `commit` renames.
 
-    def __init__(self, data_root: str) -> None:
+    Only a row group is ever held in memory, so a scan of millions of files stays flat.
+    """
+
+    def __init__(self, out_dir: Path, data_root: str, metadata: dict, group_rows: int = 65536):
+        self.out_dir = out_dir
         self.data_root = data_root
-        self._clean: dict[str, list] = {name: [] for name in CLEAN_SCHEMA.names}
-        self._report: dict[str, list] = {name: [] for name in REPORT_SCHEMA.names}
+        self._group_rows = group_rows
+        self._tmp = {name: _tmp_path(out_dir / name) for name in (CLEAN_NAME, REPORT_NAME)}
+        schema = CLEAN_SCHEMA.with_metadata({METADATA_KEY: json.dumps(metadata).encode()})
+        self._clean_writer = pq.ParquetWriter(self._tmp[CLEAN_NAME], schema, compression="zstd")
+        self._report_writer = pacsv.CSVWriter(self._tmp[REPORT_NAME], REPORT_SCHEMA)
+        self._clean = _columns(CLEAN_SCHEMA)
+        self._report = _columns(REPORT_SCHEMA)
+        self.clean_rows = 0
+        self.report_rows = 0
 
-    def add(self, entry: FileEntry, verdict: Verdict) -> None:
-        row = {
-            "url": os.path.join(self.data_root, entry.relpath),
-            "relpath": entry.relpath,
-            "bytes": entry.size,
-            "mtime_ns": entry.mtime_ns,
-            **parse_layout(entry.relpath),
+    def add(self, row: tuple) -> None:
+        """Add one state row: (relpath, size, mtime_ns, error_type, error, format, mode, w, h)."""
+        relpath, size, mtime_ns, error_type, error, fmt, mode, width, height = row
+        values = {
+            "url": os.path.join(self.data_root, relpath),
+            "relpath": relpath,
+            "bytes": size,
+            "mtime_ns": mtime_ns,
+            **parse_layout(relpath),
         }
-        if verdict.ok:
-            row.update(
-                format=verdict.format, mode=verdict.mode, width=verdict.width, height=verdict.height
-            )
-            columns = self._clean
+        if error_type is None:
+            values.update(format=fmt, mode=mode, width=width, height=height)
+            _append(self._clean, values)
+            self.clean_rows += 1
         else:
-            row.update(error_type=verdict.error_type, error=verdict.error)
-            columns = self._report
-        for name, values in columns.items():
-            values.append(row[name])
+            values.update(error_type=error_type, error=error)
+            _append(self._report, values)
+            self.report_rows += 1
+        if len(self._clean["url"]) >= self._group_rows:
+            self._flush_clean()
+        if len(self._report["url"]) >= self._group_rows:
+            self._flush_report()
 
-    def clean_table(self, metadata: dict) -> pa.Table:
-        table = pa.table(self._clean, schema=CLEAN_SCHEMA).sort_by("url")
-        return table.replace_schema_metadata({METADATA_KEY: json.dumps(metadata).encode()})
+    def commit(self) -> tuple[Path, Path]:
+        """Finish both files, fsync them and rename them over the old manifests."""
+        self._flush_clean(final=True)
+        self._flush_report()
+        self._clean_writer.close()
+        self._report_writer.close()
+        paths = []
+        for name, tmp in self._tmp.items():
+            _fsync(tmp)
+            os.replace(tmp, self.out_dir / name)
+            paths.append(self.out_dir / name)
+        return paths[0], paths[1]
 
-    def report_table(self) -> pa.Table:
-        return pa.table(self._report, schema=REPORT_SCHEMA).sort_by("url")
+    def abort(self) -> None:
+        """Drop the temporary files; the old manifests stay as they were."""
+        for writer in (self._clean_writer, self._report_writer):
+            with contextlib.suppress(Exception):  # the half-written file is deleted below
+                writer.close()
+        for tmp in self._tmp.values():
+            tmp.unlink(missing_ok=True)
+
+    def _flush_clean(self, final: bool = False) -> None:
+        if self._clean["url"] or (final and not self.clean_rows):
+            self._clean_writer.write_table(pa.table(self._clean, schema=CLEAN_SCHEMA))
+            self._clean = _columns(CLEAN_SCHEMA)
+
+    def _flush_report(self) -> None:
+        if self._report["url"]:
+            self._report_writer.write_table(pa.table(self._report, schema=REPORT_SCHEMA))
+            self._report = _columns(REPORT_SCHEMA)
+
+
+def _columns(schema: pa.Schema) -> dict[str, list]:
+    return {name: [] for name in schema.names}
+
+
+def _append(columns: dict[str, list], values: dict) -> None:
+    for name, column in columns.items():
+        column.append(values[name])
 
 
 def read_metadata(path: str | Path) -> dict:
@@ -110,9 +157,18 @@ def write_json(obj: dict, path: Path) -> None:
     _write_atomic(path, lambda f: f.write(text.encode()))
 
 
+def _tmp_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
 def _write_atomic(path: Path, write: Callable[[IO[bytes]], object]) -> None:
     """Write to a temporary file beside `path`, fsync, then rename over it."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = _tmp_path(path)
     try:
         with open(tmp, "wb") as f:
             write(f)

@@ -1,11 +1,18 @@
-"""Run a scan: walk (reader) -> batches checked in worker processes -> manifest writer."""
+"""Run a scan: walk (reader) -> batches checked in worker processes -> ordered writers.
+
+The walk yields files in relpath order and is merged with the stored verdicts (also sorted);
+files whose size and mtime are unchanged reuse their verdict, the rest go to workers in
+batches. Results are written back in order, to the state run (committed in shards, so an
+interrupted scan resumes) and to the manifests (streamed, renamed into place at the end).
+"""
 
 from __future__ import annotations
 
-import os
+import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import astuple, dataclass, field
 from pathlib import Path
 
@@ -14,23 +21,21 @@ from PIL import Image
 from tqdm import tqdm
 
 import sanitize
-from sanitize.check import Verdict, verify_file
-from sanitize.manifest import (
-    CLEAN_NAME,
-    REPORT_NAME,
-    SUMMARY_NAME,
-    ManifestBuilder,
-    write_csv,
-    write_json,
-    write_parquet,
-)
+from sanitize.check import Verdict
+from sanitize.executors import DaskPool, LocalPool, check_files, is_worker_death, isolate
+from sanitize.manifest import SUMMARY_NAME, ManifestWriter, write_json
+from sanitize.state import Row, StateStore, default_state_dir
 from sanitize.summary import build_summary
-from sanitize.walk import FileEntry, WalkStats, walk_images
+from sanitize.walk import FileEntry, WalkStats, included, walk_images
 
-# A batch is (index, relpaths); a worker answers (index, verdict tuples).
-Batch = tuple[int, list[str]]
-BatchResult = tuple[int, list[tuple]]
-Distributor = Callable[[str, Sequence[Batch], "ScanConfig"], Iterable[BatchResult]]
+log = logging.getLogger(__name__)
+
+DEFAULT_CHECKER = "sanitize.check:verify_file"
+CRASHED = astuple(Verdict("decoder_crash", "the decoder killed its worker process"))
+# Rows that may wait behind an unfinished batch before that batch is sent as it is, and
+# before the scan stops reading ahead to wait for the batches in flight.
+_HOLD_ROWS = 4096
+_MAX_READY = 65536
 
 
 @dataclass(frozen=True)
@@ -41,10 +46,15 @@ class ScanConfig:
     out_dir: str
     jobs: int = 1
     include: tuple[str, ...] = ()
-    batch_size: int = 0  # 0: chosen from the number of files and jobs
-    fast: bool = True  # plain PNGs inflate with zlib-ng instead of a Pillow decode
+    batch_size: int = 16
     progress: bool = True
-    backend: str = "joblib"
+    backend: str = "joblib"  # or "dask"
+    scheduler: str | None = None  # Dask scheduler address; None starts a local cluster
+    state_dir: str | None = None  # None: default_state_dir(data_root)
+    full: bool = False  # decode everything, reusing no stored verdict
+    checker: str = DEFAULT_CHECKER  # module:function returning a Verdict for a path
+    shard_rows: int = 4096  # progress is committed every shard_rows rows or shard_seconds
+    shard_seconds: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -55,83 +65,205 @@ class ScanResult:
     clean_path: Path
     report_path: Path
     summary_path: Path
-    damaged: dict[str, str] = field(default_factory=dict)  # relpath -> error_type
 
 
-def check_batch(data_root: str, batch: Batch, fast: bool = True) -> BatchResult:
-    """Worker: the verdicts of one batch of files, as plain tuples (cheap to pickle)."""
-    index, relpaths = batch
-    return index, [
-        astuple(verify_file(os.path.join(data_root, rel), fast=fast)) for rel in relpaths
-    ]
+class ScanInterrupted(Exception):
+    """Ctrl-C: what was checked is saved in the state; the same command resumes."""
+
+    def __init__(self, done: int, state_dir: Path) -> None:
+        super().__init__(
+            f"interrupted after {done:,} files; their verdicts are saved in {state_dir}"
+        )
+        self.done = done
+        self.state_dir = state_dir
 
 
-def distribute_serial(data_root: str, batches: Sequence[Batch], config: ScanConfig):
-    """In-process, for --jobs 1: no process start-up, same worker function."""
-    for batch in batches:
-        yield check_batch(data_root, batch, config.fast)
-
-
-def distribute_joblib(data_root: str, batches: Sequence[Batch], config: ScanConfig):
-    """joblib (loky) worker processes; Pillow releases the GIL but Python checks do not."""
-    from joblib import Parallel, delayed
-
-    parallel = Parallel(n_jobs=config.jobs, return_as="generator_unordered")
-    yield from parallel(delayed(check_batch)(data_root, batch, config.fast) for batch in batches)
-
-
-DISTRIBUTORS: dict[str, Distributor] = {"serial": distribute_serial, "joblib": distribute_joblib}
+@dataclass
+class _Batch:
+    seqs: list[int] = field(default_factory=list)
+    entries: list[FileEntry] = field(default_factory=list)
 
 
 def run_scan(config: ScanConfig) -> ScanResult:
-    """Walk, check every image in batches, write the manifests atomically, summarise."""
+    """Walk, reuse or check every image in batches, write state and manifests, summarise."""
     started = time.perf_counter()
-    walk_stats = WalkStats([])
-    entries = list(walk_images(config.data_root, config.include, walk_stats))
-    builder = ManifestBuilder(config.data_root)
-    counts: Counter[str] = Counter()
-    damaged: dict[str, str] = {}
-    with tqdm(total=len(entries), unit="img", disable=not config.progress or None) as bar:
-        for entry, verdict in _check_all(entries, config):
-            builder.add(entry, verdict)
-            counts[verdict.error_type or "clean"] += 1
-            if not verdict.ok:
-                damaged[entry.relpath] = verdict.error_type
-            bar.update()
-    seconds = time.perf_counter() - started
-
+    state_dir = Path(config.state_dir) if config.state_dir else default_state_dir(config.data_root)
+    settings = _settings(config, state_dir)
+    store = StateStore(state_dir, config.data_root, _fingerprint(config))
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    settings = _settings(config)
+    with store.locked():
+        walk_stats = WalkStats([])
+        entries = walk_images(config.data_root, config.include, walk_stats)
+        plan = _plan(entries, store.known(), config.include, config.full)
+        run = store.new_run(config.shard_rows, config.shard_seconds, config.full)
+        manifest = ManifestWriter(out, config.data_root, settings)
+        scan = _Scan(config, run, manifest)
+        try:
+            scan.execute(plan)
+        except BaseException:
+            manifest.abort()
+            run.flush(force=True)  # keep what was checked: the next run resumes from it
+            scan.close(kill=True)
+            if scan.interrupted:
+                raise ScanInterrupted(scan.counts.total(), state_dir) from None
+            raise
+        scan.close()
+        clean_path, report_path = manifest.commit()
+        store.commit(run)
     summary = build_summary(
-        counts, seconds, sum(e.size or 0 for e in entries), walk_stats, settings, out
+        scan.counts, time.perf_counter() - started, scan.bytes, walk_stats, settings, out
     )
-    result = ScanResult(summary, out / CLEAN_NAME, out / REPORT_NAME, out / SUMMARY_NAME, damaged)
-    write_parquet(builder.clean_table(settings), result.clean_path)
-    write_csv(builder.report_table(), result.report_path)
-    write_json(summary, result.summary_path)
-    return result
+    summary.update(checked=scan.checked, reused=scan.reused, state_dir=str(state_dir))
+    write_json(summary, out / SUMMARY_NAME)
+    return ScanResult(summary, clean_path, report_path, out / SUMMARY_NAME)
 
 
-def _check_all(entries: list[FileEntry], config: ScanConfig) -> Iterator[tuple[FileEntry, Verdict]]:
-    size = config.batch_size or _batch_size(len(entries), config.jobs)
-    batches = [
-        (i, [e.relpath for e in entries[start : start + size]])
-        for i, start in enumerate(range(0, len(entries), size))
-    ]
-    distributor = DISTRIBUTORS["serial" if config.jobs == 1 else config.backend]
-    for index, verdicts in distributor(config.data_root, batches, config):
-        start = index * size
-        for entry, fields in zip(entries[start : start + size], verdicts, strict=True):
-            yield entry, Verdict(*fields)
+def _plan(
+    entries: Iterator[FileEntry],
+    known: Iterator[tuple[Row, bool]],
+    include: tuple[str, ...],
+    full: bool = False,
+) -> Iterator[tuple[FileEntry | None, Row | None]]:
+    """Merge the walk with stored verdicts (both sorted by relpath).
+
+    Yields (entry, row): an unchanged file (entry, stored row) reuses its verdict; a new or
+    changed one (entry, None) must be checked; a stored row outside this scan's --include
+    scope (None, row) is carried over untouched. Stored rows of vanished files are dropped.
+    With `full`, only verdicts decoded by an interrupted --full run are reused (a resume).
+    """
+    stored, fresh = next(known, (None, False))
+    for entry in entries:
+        while stored is not None and stored[0] < entry.relpath:
+            if not included(stored[0], include):
+                yield None, stored
+            stored, fresh = next(known, (None, False))
+        if stored is not None and stored[0] == entry.relpath:
+            same = entry.size is not None and stored[1:3] == (entry.size, entry.mtime_ns)
+            yield entry, (stored if same and (fresh or not full) else None)
+            stored, fresh = next(known, (None, False))
+        else:
+            yield entry, None
+    while stored is not None:
+        if not included(stored[0], include):
+            yield None, stored
+        stored, fresh = next(known, (None, False))
 
 
-def _batch_size(files: int, jobs: int) -> int:
-    # Big enough to amortise dispatch, small enough that every worker gets many batches.
-    return max(4, min(64, files // (jobs * 16) or 1))
+class _Scan:
+    """Sends batches to a pool, keeps a bounded window in flight, writes results in order."""
+
+    def __init__(self, config: ScanConfig, run, manifest: ManifestWriter) -> None:
+        self.config = config
+        self.run = run
+        self.manifest = manifest
+        self.counts: Counter[str] = Counter()
+        self.checked = self.reused = self.bytes = 0
+        self.interrupted = False
+        self._pool: LocalPool | DaskPool | None = None
+        self._ready: dict[int, tuple[Row, bool]] = {}  # seq -> (row, in this scan's manifests)
+        self._next = 0
+        self._futures: dict[Future, _Batch] = {}
+        self._bar = tqdm(unit="img", disable=not config.progress or None, smoothing=0.1)
+
+    def execute(self, plan: Iterator[tuple[FileEntry | None, Row | None]]) -> None:
+        batch = _Batch()
+        window = max(2, 2 * self.config.jobs)
+        try:
+            for seq, (entry, row) in enumerate(plan):
+                if entry is None:
+                    self._ready[seq] = (row, False)
+                elif row is not None:
+                    self._ready[seq] = (row, True)
+                    self.reused += 1
+                else:
+                    batch.seqs.append(seq)
+                    batch.entries.append(entry)
+                if len(batch.seqs) >= self.config.batch_size or (
+                    batch.seqs and len(self._ready) >= _HOLD_ROWS
+                ):
+                    self._submit(batch)
+                    batch = _Batch()
+                self._emit()
+                while self._futures and (
+                    len(self._futures) >= window or len(self._ready) >= _MAX_READY
+                ):
+                    self._collect()
+            if batch.seqs:
+                self._submit(batch)
+            while self._futures:
+                self._collect()
+        except KeyboardInterrupt:
+            self.interrupted = True
+            raise
+        finally:
+            self._bar.close()
+
+    def close(self, kill: bool = False) -> None:
+        if self._pool is not None:
+            self._pool.close(kill=kill)
+
+    def _submit(self, batch: _Batch) -> None:
+        relpaths = [e.relpath for e in batch.entries]
+        future = self._get_pool().submit(
+            check_files, self.config.data_root, relpaths, self.config.checker
+        )
+        self._futures[future] = batch
+
+    def _get_pool(self) -> LocalPool | DaskPool:
+        if self._pool is None:  # started only when something must be decoded
+            if self.config.backend == "dask":
+                self._pool = DaskPool(
+                    self.config.jobs, self.config.scheduler, self.config.data_root
+                )
+            else:
+                self._pool = LocalPool(self.config.jobs)
+        return self._pool
+
+    def _collect(self) -> None:
+        done, _ = wait(self._futures, return_when=FIRST_COMPLETED)
+        for future in done:
+            batch = self._futures.pop(future)
+            relpaths = [e.relpath for e in batch.entries]
+            try:
+                verdicts = future.result()
+            except BaseException as exc:
+                if not is_worker_death(exc):
+                    raise
+                log.warning("a worker died on a batch of %d files; isolating it", len(relpaths))
+                verdicts = isolate(self.config.data_root, relpaths, self.config.checker, CRASHED)
+            for seq, entry, verdict in zip(batch.seqs, batch.entries, verdicts, strict=True):
+                row = (entry.relpath, entry.size, entry.mtime_ns, *verdict)
+                self._ready[seq] = (row, True)
+            self.checked += len(relpaths)
+        self._emit()
+
+    def _emit(self) -> None:
+        """Write every row whose turn has come; rows behind an unfinished batch wait."""
+        while self._next in self._ready:
+            row, in_scope = self._ready.pop(self._next)
+            self._next += 1
+            self.run.add(row)
+            if in_scope:
+                self.manifest.add(row)
+                self.counts[row[3] or "clean"] += 1
+                self.bytes += row[1] or 0
+                self._bar.update()
 
 
-def _settings(config: ScanConfig) -> dict:
+def _fingerprint(config: ScanConfig) -> str:
+    """What a stored verdict depends on: a change means checking everything again."""
+    return "|".join(
+        [
+            f"tool={sanitize.__version__}",
+            f"pillow={PIL.__version__}",
+            f"max_pixels={Image.MAX_IMAGE_PIXELS}",
+            f"checker={config.checker}",
+        ]
+    )
+
+
+def _settings(config: ScanConfig, state_dir: Path) -> dict:
     from zlib_ng import __version__ as zlib_ng_version
 
     return {
@@ -143,7 +275,10 @@ def _settings(config: ScanConfig) -> dict:
         "max_image_pixels": Image.MAX_IMAGE_PIXELS,
         "include": list(config.include),
         "jobs": config.jobs,
-        "backend": "serial" if config.jobs == 1 else config.backend,
-        "fast_png_path": config.fast,
+        "backend": config.backend,
+        "scheduler": config.scheduler,
+        "state_dir": str(state_dir),
+        "full": config.full,
+        "checker": config.checker,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

@@ -46,6 +46,11 @@ def format_summary(summary: dict) -> str:
         f"  damaged  {summary['damaged']:>9,}",
     ]
     lines += [f"    {name:<13}{n:>8,}" for name, n in summary["by_error_type"].items()]
+    if "reused" in summary:
+        lines.append(
+            f"  decoded {summary['checked']:,}, reused {summary['reused']:,} stored verdicts "
+            f"({summary['state_dir']})"
+        )
     if summary["unreadable_dirs"]:
         lines.append(f"  warning: {len(summary['unreadable_dirs'])} folders could not be listed")
     names = ", ".join((CLEAN_NAME, REPORT_NAME, SUMMARY_NAME))

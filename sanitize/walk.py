@@ -38,7 +38,7 @@ def is_image_name(name: str) -> bool:
 def walk_images(
     root: str, include: Sequence[str] = (), stats: WalkStats | None = None
 ) -> Iterator[FileEntry]:
-    """Yield the images under `root` in sorted order, following symlinks but never a loop.
+    """Yield the images under `root` in relpath order, following symlinks but never a loop.
 
     `include` globs match the POSIX relative path (`*` also crosses `/`); none means all.
     """
@@ -50,20 +50,23 @@ def walk_images(
         reldir = stack.pop()
         try:
             with os.scandir(os.path.join(root, reldir) if reldir else root) as it:
-                entries = sorted(it, key=lambda e: e.name)
+                listing = [(entry, _is_dir(entry)) for entry in it]
         except OSError as exc:
             log.warning("cannot list %s: %s", reldir or root, exc.strerror or exc)
             stats.unreadable_dirs.append(reldir)
             continue
+        # A folder sorts as "name/" so that the walk yields relpaths in plain string order,
+        # the order the stored verdicts are kept in.
+        listing.sort(key=lambda item: item[0].name + "/" if item[1] else item[0].name)
         subdirs = []
-        for entry in entries:
+        for entry, is_dir in listing:
             relpath = f"{reldir}/{entry.name}" if reldir else entry.name
-            if _is_dir(entry):
+            if is_dir:
                 if _first_visit(entry, seen):
                     subdirs.append(relpath)
                 else:
                     stats.symlink_loops += 1
-            elif is_image_name(entry.name) and _included(relpath, include):
+            elif is_image_name(entry.name) and included(relpath, include):
                 found = _file_entry(entry, relpath)
                 if found is not None:
                     yield found
@@ -100,5 +103,6 @@ def _file_entry(entry: os.DirEntry, relpath: str) -> FileEntry | None:
     return FileEntry(relpath, st.st_size, st.st_mtime_ns)
 
 
-def _included(relpath: str, include: Sequence[str]) -> bool:
+def included(relpath: str, include: Sequence[str]) -> bool:
+    """Whether --include globs select `relpath` (no globs select everything)."""
     return not include or any(fnmatchcase(relpath, pattern) for pattern in include)

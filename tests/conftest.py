@@ -14,3 +14,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _private_state_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch) -> None:
+    """Stored verdicts go to a fresh folder per test, never to the user's cache."""
+    monkeypatch.setenv("SANITIZE_STATE_HOME", str(tmp_path_factory.mktemp("state")))

@@ -58,7 +58,9 @@ def test_demo_refuses_a_folder_with_files(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("make") is None or not (REPO / ".git").exists(), reason="no git/make")
+@pytest.mark.skipif(
+    shutil.which("make") is None or not (REPO / ".git").exists(), reason="no git/make"
+)
 def test_readme_two_commands_from_a_clean_clone(tmp_path: Path) -> None:
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True, timeout=120)

@@ -141,12 +141,15 @@ def test_interrupted_scan_keeps_the_previous_manifests(
 ) -> None:
     scan(tree, tmp_path)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    calls = []
 
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
+    def interrupted(self, row):
+        calls.append(row)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
 
-    monkeypatch.setattr("sanitize.run.verify_file", interrupted)
-    assert main(["scan", str(tree), "--out", str(tmp_path), "--jobs", "1", "--no-progress"]) == 130
+    monkeypatch.setattr("sanitize.manifest.ManifestWriter.add", interrupted)
+    assert main(["scan", str(tree), "--out", str(tmp_path), "--full", "--no-progress"]) == 130
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
