@@ -1,0 +1,1 @@
+"""Subcommands of `panovlm`, registered by panovlm.cli."""
