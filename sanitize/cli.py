@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
@@ -10,6 +11,10 @@ import sys
 from pathlib import Path
 
 from sanitize import __version__
+
+
+# More subcommands, each a module with `register(commands)` that sets `run=` on its parser.
+COMMAND_MODULES: tuple[str, ...] = ()
 
 
 class UsageError(Exception):
@@ -98,6 +103,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--scenes", type=int, default=3, help="number of scenes (default 3)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.set_defaults(run=_demo)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(commands)
     return parser
 
 
