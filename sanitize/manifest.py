@@ -61,7 +61,7 @@ class ManifestWriter:
     Only a row group is ever held in memory, so a scan of millions of files stays flat.
     """
 
-    def __init__(self, out_dir: Path, data_root: str, metadata: dict, group_rows: int = 65536):
+    def __init__(self, out_dir: Path, data_root: str, metadata: dict, group_rows: int = 4096):
         self.out_dir = out_dir
         self.data_root = data_root
         self._group_rows = group_rows

@@ -17,6 +17,7 @@ from dataclasses import astuple, dataclass, field
 from pathlib import Path
 
 import PIL
+import pyarrow as pa
 from PIL import Image
 from tqdm import tqdm
 
@@ -87,6 +88,8 @@ class _Batch:
 def run_scan(config: ScanConfig) -> ScanResult:
     """Walk, reuse or check every image in batches, write state and manifests, summarise."""
     started = time.perf_counter()
+    # Arrow's default pool keeps what the streaming writers free; the system's gives it back.
+    pa.set_memory_pool(pa.system_memory_pool())
     state_dir = Path(config.state_dir) if config.state_dir else default_state_dir(config.data_root)
     settings = _settings(config, state_dir)
     store = StateStore(state_dir, config.data_root, _fingerprint(config))

@@ -44,10 +44,13 @@ def walk_images(
     """
     stats = stats if stats is not None else WalkStats([])
     root_stat = os.stat(root)
-    seen = {(root_stat.st_dev, root_stat.st_ino)}
-    stack = [""]
+    # Each folder to visit carries the (device, inode) of itself and its ancestors: a symlink
+    # back to one of them is a loop. Only the current path is kept, so memory stays flat.
+    stack: list[tuple[str, tuple[tuple[int, int], ...]]] = [
+        ("", ((root_stat.st_dev, root_stat.st_ino),))
+    ]
     while stack:
-        reldir = stack.pop()
+        reldir, ancestors = stack.pop()
         try:
             with os.scandir(os.path.join(root, reldir) if reldir else root) as it:
                 listing = [(entry, _is_dir(entry)) for entry in it]
@@ -62,10 +65,11 @@ def walk_images(
         for entry, is_dir in listing:
             relpath = f"{reldir}/{entry.name}" if reldir else entry.name
             if is_dir:
-                if _first_visit(entry, seen):
-                    subdirs.append(relpath)
-                else:
+                key = _dir_key(entry, ancestors[-1][0])
+                if key is None or key in ancestors:
                     stats.symlink_loops += 1
+                else:
+                    subdirs.append((relpath, (*ancestors, key)))
             elif is_image_name(entry.name) and included(relpath, include):
                 found = _file_entry(entry, relpath)
                 if found is not None:
@@ -80,17 +84,15 @@ def _is_dir(entry: os.DirEntry) -> bool:
         return False
 
 
-def _first_visit(entry: os.DirEntry, seen: set[tuple[int, int]]) -> bool:
-    """A directory reached again (through a symlink) is a loop or a duplicate: skip it."""
+def _dir_key(entry: os.DirEntry, parent_dev: int) -> tuple[int, int] | None:
+    """(device, inode) of a folder; a plain folder needs no stat (scandir gave its inode)."""
+    if not entry.is_symlink():
+        return parent_dev, entry.inode()
     try:
         st = entry.stat()
     except OSError:
-        return False
-    key = (st.st_dev, st.st_ino)
-    if key in seen:
-        return False
-    seen.add(key)
-    return True
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _file_entry(entry: os.DirEntry, relpath: str) -> FileEntry | None:
