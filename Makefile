@@ -13,10 +13,11 @@ OUT    ?= manifests
 JOBS   ?= 0
 DEMO   := data/demo
 SCAN_ARGS ?=
+TRAIN_ARGS ?=
 
 STAMP := $(VENV)/.installed
 
-.PHONY: install sanitize demo test lint bench clean-venv
+.PHONY: install sanitize demo train test lint bench clean-venv
 
 install: $(STAMP)
 
@@ -38,6 +39,10 @@ else
 sanitize: $(STAMP)
 	$(BIN)/sanitize scan $(DATA) --out $(OUT) --jobs $(JOBS) $(SCAN_ARGS)
 endif
+
+# Trains on the manifest `make sanitize` just wrote (demo, or DATA=...).
+train: sanitize
+	$(BIN)/panovlm train --config configs/default.yaml --manifest $(OUT)/clean.parquet $(TRAIN_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -9,7 +9,7 @@ import sys
 from panovlm import __version__
 
 # Each module has `register(commands)`, which adds its subparser with `run=` set.
-COMMAND_MODULES = ("panovlm.commands.decode",)
+COMMAND_MODULES = ("panovlm.commands.decode", "panovlm.commands.train")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,258 @@
+"""The training loop: stages, gradient accumulation, masked placeholders, cleanup, checkpoints.
+
+Plain PyTorch. Stages run in the config's order, each with its own batch size, epochs,
+learning rate and gradient accumulation; `global_step` counts optimizer steps across all
+stages, and `CacheCleanup.step(global_step)` runs after each one. Placeholder samples (every
+try to load failed) are masked out of the loss. Checkpoints are written atomically under
+`paths.runs_dir/<run-name>/`, by `panovlm.checkpoints.save_checkpoint` only.
+
+A model is `module:Class`: built with `Class.from_dataset(dataset, **model.options)` when the
+class has it, else `Class(**model.options)`; its `forward(batch)` returns per-sample losses.
+Its optional `set_stage(name)` is called as each stage starts (to freeze parts of it).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from panovlm.cache_cleanup import CacheCleanup, default_device
+from panovlm.checkpoints import save_checkpoint
+from panovlm.config import Config, ConfigError, StageConfig
+from panovlm.dataset import PanoDataset
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    """What a run did: the loss of every optimizer step, checkpoints, placeholders masked."""
+
+    run_dir: Path
+    global_step: int = 0
+    losses: list[float] = field(default_factory=list)
+    checkpoints: list[Path] = field(default_factory=list)
+    samples: int = 0
+    placeholders: int = 0
+    cleanups: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+    stopped_early: bool = False
+
+
+def masked_loss(losses: torch.Tensor, is_placeholder: torch.Tensor) -> torch.Tensor:
+    """Mean of the per-sample losses of real samples; 0 (with a graph) when there are none."""
+    if losses.dim() != 1 or losses.shape[0] != is_placeholder.shape[0]:
+        raise ValueError(
+            f"the model must return one loss per sample, shape ({is_placeholder.shape[0]},), "
+            f"so placeholders can be masked out; got shape {tuple(losses.shape)}"
+        )
+    keep = (~is_placeholder.to(losses.device, torch.bool)).to(losses.dtype)
+    return (losses * keep).sum() / keep.sum().clamp(min=1.0)
+
+
+def load_model_class(spec: str) -> type:
+    """The class named by `module:Class`."""
+    module_name, _, class_name = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"cannot import the model module {module_name!r}: {exc}") from exc
+    try:
+        return getattr(module, class_name)
+    except AttributeError:
+        raise ConfigError(f"module {module_name!r} has no {class_name!r}") from None
+
+
+def build_model(spec: str, dataset: PanoDataset, options: dict[str, Any]) -> torch.nn.Module:
+    cls = load_model_class(spec)
+    if hasattr(cls, "from_dataset"):
+        return cls.from_dataset(dataset, **options)
+    return cls(**options)
+
+
+def resolve_device(name: str) -> torch.device:
+    return default_device() if name == "auto" else torch.device(name)
+
+
+def train(config: Config, *, max_steps: int | None = None) -> TrainResult:
+    """Train `config.model` on `config.paths.manifest`; stop after `max_steps` optimizer steps."""
+    if max_steps is not None and max_steps < 1:
+        raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+    training = config.training
+    _seed(training.seed)
+    dataset = PanoDataset(
+        config.paths.manifest, config.data.image_size, max_retries=config.data.max_retries
+    )
+    device = resolve_device(training.device)
+    model = build_model(config.model.name, dataset, dict(config.model.options)).to(device)
+    run_name = training.run_name or datetime.now().strftime("%Y%m%d-%H%M%S")
+    result = TrainResult(run_dir=config.paths.runs_dir / run_name)
+    result.run_dir.mkdir(parents=True, exist_ok=True)
+    cleanup = CacheCleanup(training.cache_cleanup_interval, device)
+    logger.info(
+        "training %s on %d rows of %s (%s); runs in %s; cache cleanup every %s",
+        config.model.name,
+        len(dataset),
+        ", ".join(map(str, dataset.manifests)),
+        device,
+        result.run_dir,
+        f"{cleanup.interval} steps" if cleanup.enabled else "- (disabled)",
+    )
+    start = time.perf_counter()
+    for stage in training.stages:
+        if not _train_stage(config, stage, dataset, model, device, cleanup, result, max_steps):
+            break
+    result.seconds = time.perf_counter() - start
+    result.cleanups = list(cleanup.fired_steps)
+    logger.info(
+        "done: %d optimizer steps in %.1f s; %d samples, %d placeholders masked out",
+        result.global_step,
+        result.seconds,
+        result.samples,
+        result.placeholders,
+    )
+    if result.placeholders:
+        logger.warning(
+            "images that failed to load are listed in %s", ", ".join(dataset.failure_files)
+        )
+    return result
+
+
+def _train_stage(
+    config: Config,
+    stage: StageConfig,
+    dataset: PanoDataset,
+    model: torch.nn.Module,
+    device: torch.device,
+    cleanup: CacheCleanup,
+    result: TrainResult,
+    max_steps: int | None,
+) -> bool:
+    """One stage; False when `max_steps` stopped the run."""
+    training = config.training
+    if hasattr(model, "set_stage"):
+        model.set_stage(stage.name)
+    model.train()
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=stage.lr)
+    loader = DataLoader(
+        dataset,
+        batch_size=stage.batch_size,
+        shuffle=True,
+        num_workers=training.num_workers,
+        persistent_workers=training.num_workers > 0,
+        pin_memory=device.type == "cuda",
+        generator=torch.Generator().manual_seed(training.seed + result.global_step),
+    )
+    accumulate = stage.accumulate_grad_batches
+    logger.info(
+        "stage %s: %d epochs, batch %d x %d accumulated, lr %g, %d workers",
+        stage.name,
+        stage.epochs,
+        stage.batch_size,
+        accumulate,
+        stage.lr,
+        training.num_workers,
+    )
+    for epoch in range(1, stage.epochs + 1):
+        pending, step_losses, epoch_losses = 0, [], []
+        tick = time.perf_counter()
+        for index, batch in enumerate(loader, start=1):
+            is_placeholder = batch["is_placeholder"]
+            real = int((~is_placeholder).sum())
+            result.samples += real
+            result.placeholders += len(is_placeholder) - real
+            losses = model(_to_device(batch, device))
+            loss = masked_loss(losses, is_placeholder)
+            (loss / accumulate).backward()
+            pending += 1
+            if real:
+                step_losses.append(loss.item())
+            if pending < accumulate and index < len(loader):
+                continue
+            # An epoch's last micro-batches step too, as Lightning does.
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            pending = 0
+            result.global_step += 1
+            step_loss = float(np.mean(step_losses)) if step_losses else float("nan")
+            result.losses.append(step_loss)
+            epoch_losses.extend(step_losses)
+            step_losses = []
+            cleanup.step(result.global_step)
+            if result.global_step % training.log_every_n_steps == 0:
+                logger.info(
+                    "stage %s epoch %d/%d step %d: loss %.4f",
+                    stage.name,
+                    epoch,
+                    stage.epochs,
+                    result.global_step,
+                    step_loss,
+                )
+            every = training.checkpoint_every_n_steps
+            if every and result.global_step % every == 0:
+                _checkpoint(config, model, optimizer, stage, epoch, result)
+            if max_steps is not None and result.global_step >= max_steps:
+                logger.info("stopping at --max-steps %d", max_steps)
+                result.stopped_early = True
+                _checkpoint(config, model, optimizer, stage, epoch, result)
+                return False
+        logger.info(
+            "stage %s epoch %d/%d: mean loss %.4f (%.1f s)",
+            stage.name,
+            epoch,
+            stage.epochs,
+            float(np.mean(epoch_losses)) if epoch_losses else float("nan"),
+            time.perf_counter() - tick,
+        )
+    _checkpoint(config, model, optimizer, stage, stage.epochs, result)
+    return True
+
+
+def _checkpoint(
+    config: Config,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    stage: StageConfig,
+    epoch: int,
+    result: TrainResult,
+) -> None:
+    path = result.run_dir / f"{stage.name}-step{result.global_step:08d}.pt"
+    if result.checkpoints and result.checkpoints[-1] == path:
+        return
+    state = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "model_name": config.model.name,
+        "model_kwargs": getattr(model, "init_kwargs", None),
+        "stage": stage.name,
+        "epoch": epoch,
+        "global_step": result.global_step,
+        "image_size": config.data.image_size,
+    }
+    written = save_checkpoint(state, path)
+    result.checkpoints.append(path)
+    logger.info("checkpoint %s (%.1f MB)", path, written / 1e6)
+
+
+def _to_device(batch: dict, device: torch.device) -> dict:
+    return {
+        key: value.to(device, non_blocking=True) if isinstance(value, torch.Tensor) else value
+        for key, value in batch.items()
+    }
+
+
+def _seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
