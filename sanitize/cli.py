@@ -12,7 +12,6 @@ from pathlib import Path
 
 from sanitize import __version__
 
-
 # More subcommands, each a module with `register(commands)` that sets `run=` on its parser.
 COMMAND_MODULES: tuple[str, ...] = ()
 
@@ -59,6 +58,27 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="GLOB",
         help="only relative paths matching GLOB (repeatable; * also crosses /)",
+    )
+    scan.add_argument(
+        "--csv",
+        action="append",
+        default=[],
+        metavar="TABLE",
+        help="annotation table (CSV, Parquet or JSONL; repeatable): the manifests then hold a "
+        "row per annotation row, and only the images the tables name are checked",
+    )
+    scan.add_argument(
+        "--url-column", default="url", metavar="NAME", help="the tables' image column (url)"
+    )
+    scan.add_argument(
+        "--split",
+        choices=["train", "val", "test"],
+        help="keep only this official Structured3D split (scenes 0-2999, 3000-3249, 3250-3499)",
+    )
+    scan.add_argument(
+        "--exclude-errata",
+        action="store_true",
+        help="drop the scenes of the Structured3D errata (always flagged in the manifests)",
     )
     scan.add_argument(
         "--fail-on-damage", action="store_true", help="exit 1 when any image is damaged"
@@ -113,6 +133,7 @@ def _scan(args: argparse.Namespace) -> int:
     from sanitize.run import DEFAULT_CHECKER, ScanConfig, ScanInterrupted, run_scan
     from sanitize.state import StateBusy
     from sanitize.summary import format_summary
+    from sanitize.tables import TableError
 
     if args.scheduler and args.backend != "dask":
         raise UsageError("--scheduler goes with --backend dask")
@@ -130,11 +151,15 @@ def _scan(args: argparse.Namespace) -> int:
         state_dir=args.state,
         full=args.full,
         checker=args.checker or (pillow_only if args.no_fast_png else DEFAULT_CHECKER),
+        csv=tuple(args.csv),
+        url_column=args.url_column,
+        split=args.split,
+        exclude_errata=args.exclude_errata,
     )
     _check_out_dir(Path(args.out))
     try:
         result = run_scan(config)
-    except (StateBusy, BackendError) as exc:
+    except (StateBusy, BackendError, TableError) as exc:
         raise UsageError(str(exc)) from None
     except ScanInterrupted as exc:
         print(f"sanitize: {exc}; run the same command to resume", file=sys.stderr)
@@ -143,7 +168,8 @@ def _scan(args: argparse.Namespace) -> int:
         print(json.dumps(result.summary, indent=2))
     else:
         print(format_summary(result.summary))
-    return 1 if args.fail_on_damage and result.summary["damaged"] else 0
+    dropped = result.summary.get("annotations", {}).get("rows_dropped")
+    return 1 if args.fail_on_damage and (result.summary["damaged"] or dropped) else 0
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
-LAYOUT_FIELDS = ("scene", "room", "view", "config", "position", "kind", "split")
+LAYOUT_FIELDS = ("scene", "room", "view", "config", "position", "kind", "split", "errata")
+SPLITS = ("train", "val", "test")
+# Scenes the Structured3D authors list as invalid in their published errata.
+ERRATA_SCENES = frozenset({1155, 1192, 1714, 1816, 1852, 3398})
+# Each panorama config is rendered under these three lightings.
+LIGHTINGS = ("rgb_rawlight", "rgb_coldlight", "rgb_warmlight")
 
 # .../scene_00012/2D_rendering/485142/panorama/full/rgb_rawlight.png
 # .../scene_00012/2D_rendering/485142/perspective/empty/3/depth.png
@@ -26,6 +32,10 @@ def split_of(scene: int) -> str | None:
     return None
 
 
+def is_errata(scene: int | None) -> bool:
+    return scene in ERRATA_SCENES
+
+
 def parse_layout(relpath: str) -> dict[str, object]:
     """The Structured3D fields of a relative POSIX path; all None when it does not follow it."""
     match = _PATTERN.search(relpath)
@@ -40,4 +50,55 @@ def parse_layout(relpath: str) -> dict[str, object]:
         "position": match["position"],
         "kind": match["kind"],
         "split": split_of(scene),
+        "errata": is_errata(scene),
     }
+
+
+@dataclass(frozen=True)
+class Selection:
+    """--split and --exclude-errata: which Structured3D files a scan or manifest keeps."""
+
+    split: str | None = None
+    exclude_errata: bool = False
+
+    def reason_to_drop(self, relpath: str) -> str | None:
+        """None when the file is kept, else why not: "other_split" or "errata"."""
+        if self.split is None and not self.exclude_errata:
+            return None
+        fields = parse_layout(relpath)
+        if self.split is not None and fields["split"] != self.split:
+            return "other_split"
+        if self.exclude_errata and fields["errata"]:
+            return "errata"
+        return None
+
+
+class PanoramaSets:
+    """Tracks, per panorama folder (scene, room, config), which lightings are there and clean."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[int, str, str], list[int]] = {}  # [present bits, clean bits]
+
+    def add(self, fields: dict, ok: bool) -> None:
+        if fields["view"] != "panorama" or fields["kind"] not in LIGHTINGS:
+            return
+        key = (fields["scene"], fields["room"], fields["config"])
+        bits = self._seen.setdefault(key, [0, 0])
+        bit = 1 << LIGHTINGS.index(fields["kind"])
+        bits[0] |= bit
+        if ok:
+            bits[1] |= bit
+
+    def incomplete(self) -> list[dict]:
+        """Folders lacking a clean image of some lighting: what is absent and what is damaged."""
+        gaps = []
+        for (scene, room, config), (present, clean) in sorted(self._seen.items()):
+            if clean == (1 << len(LIGHTINGS)) - 1:
+                continue
+            absent = [k for i, k in enumerate(LIGHTINGS) if not present >> i & 1]
+            damaged = [
+                k for i, k in enumerate(LIGHTINGS) if present >> i & 1 and not clean >> i & 1
+            ]
+            folder = f"scene_{scene:05d}/2D_rendering/{room}/panorama/{config}"
+            gaps.append({"folder": folder, "absent": absent, "damaged": damaged})
+        return gaps

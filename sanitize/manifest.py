@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from sanitize.layout import parse_layout
+from sanitize.layout import PanoramaSets, parse_layout
 
 CLEAN_NAME = "clean.parquet"
 REPORT_NAME = "corruption_report.csv"
@@ -28,6 +28,7 @@ _LAYOUT_SCHEMA = [
     pa.field("position", pa.string()),
     pa.field("kind", pa.string()),
     pa.field("split", pa.string()),
+    pa.field("errata", pa.bool_()),
 ]
 CLEAN_SCHEMA = pa.schema(
     [
@@ -73,23 +74,16 @@ class ManifestWriter:
         self._report = _columns(REPORT_SCHEMA)
         self.clean_rows = 0
         self.report_rows = 0
+        self.panoramas = PanoramaSets()
 
     def add(self, row: tuple) -> None:
         """Add one state row: (relpath, size, mtime_ns, error_type, error, format, mode, w, h)."""
-        relpath, size, mtime_ns, error_type, error, fmt, mode, width, height = row
-        values = {
-            "url": os.path.join(self.data_root, relpath),
-            "relpath": relpath,
-            "bytes": size,
-            "mtime_ns": mtime_ns,
-            **parse_layout(relpath),
-        }
-        if error_type is None:
-            values.update(format=fmt, mode=mode, width=width, height=height)
+        values = image_fields(self.data_root, row)
+        self.panoramas.add(values, row[3] is None)
+        if row[3] is None:
             _append(self._clean, values)
             self.clean_rows += 1
         else:
-            values.update(error_type=error_type, error=error)
             _append(self._report, values)
             self.report_rows += 1
         if len(self._clean["url"]) >= self._group_rows:
@@ -127,6 +121,24 @@ class ManifestWriter:
         if self._report["url"]:
             self._report_writer.write_table(pa.table(self._report, schema=REPORT_SCHEMA))
             self._report = _columns(REPORT_SCHEMA)
+
+
+def image_fields(data_root: str, row: tuple) -> dict:
+    """The manifest columns of one state row (relpath, size, mtime_ns, verdict...)."""
+    relpath, size, mtime_ns, error_type, error, fmt, mode, width, height = row
+    return {
+        "url": os.path.join(data_root, relpath),
+        "relpath": relpath,
+        "bytes": size,
+        "mtime_ns": mtime_ns,
+        "error_type": error_type,
+        "error": error,
+        "format": fmt,
+        "mode": mode,
+        "width": width,
+        "height": height,
+        **parse_layout(relpath),
+    }
 
 
 def _columns(schema: pa.Schema) -> dict[str, list]:

@@ -9,11 +9,14 @@ interrupted scan resumes) and to the manifests (streamed, renamed into place at 
 from __future__ import annotations
 
 import logging
+import os
+import stat
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import astuple, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import PIL
@@ -22,11 +25,14 @@ from PIL import Image
 from tqdm import tqdm
 
 import sanitize
+from sanitize.annotations import AnnotationWriter
 from sanitize.check import Verdict
 from sanitize.executors import DaskPool, LocalPool, check_files, is_worker_death, isolate
+from sanitize.layout import Selection
 from sanitize.manifest import SUMMARY_NAME, ManifestWriter, write_json
 from sanitize.state import Row, StateStore, default_state_dir
 from sanitize.summary import build_summary
+from sanitize.tables import read_tables
 from sanitize.walk import FileEntry, WalkStats, included, walk_images
 
 log = logging.getLogger(__name__)
@@ -56,6 +62,10 @@ class ScanConfig:
     checker: str = DEFAULT_CHECKER  # module:function returning a Verdict for a path
     shard_rows: int = 4096  # progress is committed every shard_rows rows or shard_seconds
     shard_seconds: float = 5.0
+    csv: tuple[str, ...] = ()  # annotation tables: manifests get a row per annotation row
+    url_column: str = "url"
+    split: str | None = None  # keep only this official Structured3D split
+    exclude_errata: bool = False  # drop the scenes of the published errata
 
 
 @dataclass(frozen=True)
@@ -86,59 +96,122 @@ class _Batch:
 
 
 def run_scan(config: ScanConfig) -> ScanResult:
-    """Walk, reuse or check every image in batches, write state and manifests, summarise."""
+    """Walk (or read the tables), reuse or check every image, write state and manifests."""
     started = time.perf_counter()
     # Arrow's default pool keeps what the streaming writers free; the system's gives it back.
     pa.set_memory_pool(pa.system_memory_pool())
-    state_dir = Path(config.state_dir) if config.state_dir else default_state_dir(config.data_root)
+    root = config.data_root
+    # Tables are read and validated before anything else: a bad one replaces no output.
+    tables = read_tables(config.csv, root, config.url_column) if config.csv else []
+    selection = Selection(config.split, config.exclude_errata)
+    state_dir = Path(config.state_dir) if config.state_dir else default_state_dir(root)
     settings = _settings(config, state_dir)
-    store = StateStore(state_dir, config.data_root, _fingerprint(config))
+    store = StateStore(state_dir, root, _fingerprint(config))
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    walk_stats = WalkStats([])
+    filtered: Counter[str] = Counter()
     with store.locked():
-        walk_stats = WalkStats([])
-        entries = walk_images(config.data_root, config.include, walk_stats)
-        plan = _plan(entries, store.known(), config.include, config.full)
+        if tables:
+            keep = [[_keeps_row(rel, selection) for rel in t.relpaths] for t in tables]
+            named = sorted(_named(tables, keep))
+            entries = _stat_entries(root, named)
+            in_scope = set(named).__contains__
+            writer = AnnotationWriter(out, root, settings, tables, keep)
+        else:
+            walked = walk_images(root, config.include, walk_stats)
+            entries = _selected(walked, selection, filtered)
+            in_scope = partial(_in_scope, include=config.include, selection=selection)
+            writer = ManifestWriter(out, root, settings)
+        plan = _plan(entries, store.known(), in_scope, config.full)
         run = store.new_run(config.shard_rows, config.shard_seconds, config.full)
-        manifest = ManifestWriter(out, config.data_root, settings)
-        scan = _Scan(config, run, manifest)
+        scan = _Scan(config, run, writer)
         try:
             scan.execute(plan)
         except BaseException:
-            manifest.abort()
+            writer.abort()
             run.flush(force=True)  # keep what was checked: the next run resumes from it
             scan.close(kill=True)
             if scan.interrupted:
                 raise ScanInterrupted(scan.counts.total(), state_dir) from None
             raise
         scan.close()
-        clean_path, report_path = manifest.commit()
+        clean_path, report_path = writer.commit()
         store.commit(run)
     summary = build_summary(
         scan.counts, time.perf_counter() - started, scan.bytes, walk_stats, settings, out
     )
     summary.update(checked=scan.checked, reused=scan.reused, state_dir=str(state_dir))
+    if tables:
+        summary["annotations"] = writer.summary()
+    else:
+        summary["filtered"] = dict(filtered)
+        summary["incomplete_panoramas"] = writer.panoramas.incomplete()
     write_json(summary, out / SUMMARY_NAME)
     return ScanResult(summary, clean_path, report_path, out / SUMMARY_NAME)
+
+
+def _named(tables: list, keep: list[list[bool]]) -> set[str]:
+    """The images the kept rows of the tables name (inside DATA), each once."""
+    named = set()
+    for table, kept in zip(tables, keep, strict=True):
+        named.update(r for r, k in zip(table.relpaths, kept, strict=True) if k and r)
+    return named
+
+
+def _keeps_row(relpath: str | None, selection: Selection) -> bool:
+    # A url outside DATA is kept so that it is reported; the selection applies to the rest.
+    return relpath is None or selection.reason_to_drop(relpath) is None
+
+
+def _in_scope(relpath: str, include: tuple[str, ...], selection: Selection) -> bool:
+    return included(relpath, include) and selection.reason_to_drop(relpath) is None
+
+
+def _selected(
+    entries: Iterator[FileEntry], selection: Selection, filtered: Counter[str]
+) -> Iterator[FileEntry]:
+    """The walked files --split and --exclude-errata keep; the others are counted by reason."""
+    for entry in entries:
+        reason = selection.reason_to_drop(entry.relpath)
+        if reason is None:
+            yield entry
+        else:
+            filtered[reason] += 1
+
+
+def _stat_entries(root: str, relpaths: list[str]) -> Iterator[FileEntry]:
+    """File entries for the images tables name (sorted); a missing one is checked as such."""
+    for relpath in relpaths:
+        try:
+            st = os.stat(os.path.join(root, relpath))
+        except OSError:
+            yield FileEntry(relpath, None, None)
+            continue
+        regular = stat.S_ISREG(st.st_mode)
+        yield FileEntry(
+            relpath, st.st_size if regular else None, st.st_mtime_ns if regular else None
+        )
 
 
 def _plan(
     entries: Iterator[FileEntry],
     known: Iterator[tuple[Row, bool]],
-    include: tuple[str, ...],
+    in_scope: Callable[[str], bool],
     full: bool = False,
 ) -> Iterator[tuple[FileEntry | None, Row | None]]:
     """Merge the walk with stored verdicts (both sorted by relpath).
 
     Yields (entry, row): an unchanged file (entry, stored row) reuses its verdict; a new or
-    changed one (entry, None) must be checked; a stored row outside this scan's --include
-    scope (None, row) is carried over untouched. Stored rows of vanished files are dropped.
+    changed one (entry, None) must be checked; a stored row outside this scan's scope
+    (--include, --split, the tables' images) is carried over untouched as (None, row).
+    Stored rows of vanished files are dropped.
     With `full`, only verdicts decoded by an interrupted --full run are reused (a resume).
     """
     stored, fresh = next(known, (None, False))
     for entry in entries:
         while stored is not None and stored[0] < entry.relpath:
-            if not included(stored[0], include):
+            if not in_scope(stored[0]):
                 yield None, stored
             stored, fresh = next(known, (None, False))
         if stored is not None and stored[0] == entry.relpath:
@@ -148,7 +221,7 @@ def _plan(
         else:
             yield entry, None
     while stored is not None:
-        if not included(stored[0], include):
+        if not in_scope(stored[0]):
             yield None, stored
         stored, fresh = next(known, (None, False))
 
@@ -156,7 +229,7 @@ def _plan(
 class _Scan:
     """Sends batches to a pool, keeps a bounded window in flight, writes results in order."""
 
-    def __init__(self, config: ScanConfig, run, manifest: ManifestWriter) -> None:
+    def __init__(self, config: ScanConfig, run, manifest: ManifestWriter | AnnotationWriter):
         self.config = config
         self.run = run
         self.manifest = manifest
@@ -283,5 +356,9 @@ def _settings(config: ScanConfig, state_dir: Path) -> dict:
         "state_dir": str(state_dir),
         "full": config.full,
         "checker": config.checker,
+        "csv": list(config.csv),
+        "url_column": config.url_column,
+        "split": config.split,
+        "exclude_errata": config.exclude_errata,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

@@ -51,8 +51,43 @@ def format_summary(summary: dict) -> str:
             f"  decoded {summary['checked']:,}, reused {summary['reused']:,} stored verdicts "
             f"({summary['state_dir']})"
         )
+    lines += _annotation_lines(summary.get("annotations"))
+    lines += _selection_lines(summary)
     if summary["unreadable_dirs"]:
         lines.append(f"  warning: {len(summary['unreadable_dirs'])} folders could not be listed")
     names = ", ".join((CLEAN_NAME, REPORT_NAME, SUMMARY_NAME))
     lines.append(f"Manifests in {summary['out_dir']}: {names}")
     return "\n".join(lines)
+
+
+def _annotation_lines(annotations: dict | None) -> list[str]:
+    if not annotations:
+        return []
+    dropped = sum(annotations["rows_dropped"].values())
+    lines = [
+        f"Annotation rows: {annotations['rows']:,}, kept {annotations['rows_kept']:,}, "
+        f"dropped {dropped:,}, left out by --split/--exclude-errata "
+        f"{annotations['rows_filtered']:,}"
+    ]
+    lines += [f"    {reason:<13}{n:>8,}" for reason, n in annotations["rows_dropped"].items()]
+    for source, counts in annotations["sources"].items():
+        lost = ", ".join(f"{n} {reason}" for reason, n in counts["dropped"].items()) or "none"
+        lines.append(f"  {source}: kept {counts['kept']:,} of {counts['rows']:,} (dropped: {lost})")
+    return lines
+
+
+def _selection_lines(summary: dict, most: int = 10) -> list[str]:
+    lines = []
+    filtered = summary.get("filtered") or {}
+    if filtered:
+        lines.append("  left out: " + ", ".join(f"{n:,} {why}" for why, n in filtered.items()))
+    gaps = summary.get("incomplete_panoramas") or []
+    if gaps:
+        lines.append(f"Incomplete panorama sets (a lighting absent or damaged): {len(gaps):,}")
+        for gap in gaps[:most]:
+            parts = [f"absent {', '.join(gap['absent'])}"] if gap["absent"] else []
+            parts += [f"damaged {', '.join(gap['damaged'])}"] if gap["damaged"] else []
+            lines.append(f"  {gap['folder']}: {'; '.join(parts)}")
+        if len(gaps) > most:
+            lines.append(f"  ... and {len(gaps) - most:,} more in summary.json")
+    return lines

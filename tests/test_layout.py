@@ -19,6 +19,7 @@ def test_panorama_path() -> None:
         "position": None,
         "kind": "rgb_rawlight",
         "split": "train",
+        "errata": False,
     }
 
 
