@@ -28,11 +28,12 @@ import sanitize
 from sanitize.annotations import AnnotationWriter
 from sanitize.check import Verdict
 from sanitize.executors import DaskPool, LocalPool, check_files, is_worker_death, isolate
+from sanitize.failures import failures_path, read_failures
 from sanitize.layout import Selection
-from sanitize.manifest import SUMMARY_NAME, ManifestWriter, write_json
+from sanitize.manifest import CLEAN_NAME, SUMMARY_NAME, ManifestWriter, write_json
 from sanitize.state import Row, StateStore, default_state_dir
 from sanitize.summary import build_summary
-from sanitize.tables import read_tables
+from sanitize.tables import read_tables, resolve
 from sanitize.walk import FileEntry, WalkStats, included, walk_images
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,8 @@ def run_scan(config: ScanConfig) -> ScanResult:
     out.mkdir(parents=True, exist_ok=True)
     walk_stats = WalkStats([])
     filtered: Counter[str] = Counter()
+    failures = failures_path(out / CLEAN_NAME)
+    failed = _failed_relpaths(failures, root)
     with store.locked():
         if tables:
             keep = [[_keeps_row(rel, selection) for rel in t.relpaths] for t in tables]
@@ -123,10 +126,11 @@ def run_scan(config: ScanConfig) -> ScanResult:
             entries = _selected(walked, selection, filtered)
             in_scope = partial(_in_scope, include=config.include, selection=selection)
             writer = ManifestWriter(out, root, settings)
-        plan = _plan(entries, store.known(), in_scope, config.full)
         run = store.new_run(config.shard_rows, config.shard_seconds, config.full)
         scan = _Scan(config, run, writer)
         try:
+            rechecked = scan.check_first(failed)  # what training hit since the last scan
+            plan = _plan(entries, store.known(), in_scope, config.full, rechecked)
             scan.execute(plan)
         except BaseException:
             writer.abort()
@@ -138,10 +142,20 @@ def run_scan(config: ScanConfig) -> ScanResult:
         scan.close()
         clean_path, report_path = writer.commit()
         store.commit(run)
+        if failed:  # handled: keep the record, but do not re-check it every scan
+            failures.rename(
+                failures.with_name(
+                    f"{failures.stem}.{time.strftime('%Y%m%dT%H%M%S')}.checked.jsonl"
+                )
+            )
     summary = build_summary(
         scan.counts, time.perf_counter() - started, scan.bytes, walk_stats, settings, out
     )
     summary.update(checked=scan.checked, reused=scan.reused, state_dir=str(state_dir))
+    if failed:
+        summary["runtime_failures"] = {
+            relpath: scan.rechecked_types.get(relpath, "not_scanned") for relpath in sorted(failed)
+        }
     if tables:
         summary["annotations"] = writer.summary()
     else:
@@ -149,6 +163,13 @@ def run_scan(config: ScanConfig) -> ScanResult:
         summary["incomplete_panoramas"] = writer.panoramas.incomplete()
     write_json(summary, out / SUMMARY_NAME)
     return ScanResult(summary, clean_path, report_path, out / SUMMARY_NAME)
+
+
+def _failed_relpaths(failures: Path, root: str) -> set[str]:
+    """Images training failed to load since the last scan (from runtime_failures.jsonl)."""
+    relpaths = {resolve(record["url"], root) for record in read_failures(failures)}
+    relpaths.discard(None)
+    return relpaths
 
 
 def _named(tables: list, keep: list[list[bool]]) -> set[str]:
@@ -199,6 +220,7 @@ def _plan(
     known: Iterator[tuple[Row, bool]],
     in_scope: Callable[[str], bool],
     full: bool = False,
+    rechecked: dict[str, tuple] | None = None,
 ) -> Iterator[tuple[FileEntry | None, Row | None]]:
     """Merge the walk with stored verdicts (both sorted by relpath).
 
@@ -207,19 +229,24 @@ def _plan(
     (--include, --split, the tables' images) is carried over untouched as (None, row).
     Stored rows of vanished files are dropped.
     With `full`, only verdicts decoded by an interrupted --full run are reused (a resume).
+    Files in `rechecked` (training failed on them) take the verdict just decoded for them.
     """
+    rechecked = rechecked or {}
     stored, fresh = next(known, (None, False))
     for entry in entries:
         while stored is not None and stored[0] < entry.relpath:
             if not in_scope(stored[0]):
                 yield None, stored
             stored, fresh = next(known, (None, False))
-        if stored is not None and stored[0] == entry.relpath:
+        if entry.relpath in rechecked:
+            yield entry, (entry.relpath, entry.size, entry.mtime_ns, *rechecked[entry.relpath])
+        elif stored is not None and stored[0] == entry.relpath:
             same = entry.size is not None and stored[1:3] == (entry.size, entry.mtime_ns)
             yield entry, (stored if same and (fresh or not full) else None)
-            stored, fresh = next(known, (None, False))
         else:
             yield entry, None
+        if stored is not None and stored[0] == entry.relpath:
+            stored, fresh = next(known, (None, False))
     while stored is not None:
         if not in_scope(stored[0]):
             yield None, stored
@@ -236,6 +263,8 @@ class _Scan:
         self.counts: Counter[str] = Counter()
         self.checked = self.reused = self.bytes = 0
         self.interrupted = False
+        self.rechecked_types: dict[str, str] = {}
+        self._rechecked: set[str] = set()
         self._pool: LocalPool | DaskPool | None = None
         self._ready: dict[int, tuple[Row, bool]] = {}  # seq -> (row, in this scan's manifests)
         self._next = 0
@@ -251,7 +280,10 @@ class _Scan:
                     self._ready[seq] = (row, False)
                 elif row is not None:
                     self._ready[seq] = (row, True)
-                    self.reused += 1
+                    if entry.relpath in self._rechecked:
+                        self.checked += 1
+                    else:
+                        self.reused += 1
                 else:
                     batch.seqs.append(seq)
                     batch.entries.append(entry)
@@ -274,6 +306,22 @@ class _Scan:
             raise
         finally:
             self._bar.close()
+
+    def check_first(self, relpaths: set[str]) -> dict[str, tuple]:
+        """Decode these files now, before the walk: their verdicts replace the stored ones."""
+        if not relpaths:
+            return {}
+        ordered = sorted(relpaths)
+        args = (self.config.data_root, ordered, self.config.checker)
+        try:
+            verdicts = self._get_pool().submit(check_files, *args).result()
+        except BaseException as exc:
+            if not is_worker_death(exc):
+                raise
+            verdicts = isolate(*args, CRASHED)
+        self.rechecked_types = {r: v[0] or "clean" for r, v in zip(ordered, verdicts, strict=True)}
+        self._rechecked = set(ordered)
+        return dict(zip(ordered, verdicts, strict=True))
 
     def close(self, kill: bool = False) -> None:
         if self._pool is not None:

@@ -51,6 +51,13 @@ def format_summary(summary: dict) -> str:
             f"  decoded {summary['checked']:,}, reused {summary['reused']:,} stored verdicts "
             f"({summary['state_dir']})"
         )
+    failures = summary.get("runtime_failures")
+    if failures:
+        bad = sum(1 for t in failures.values() if t not in ("clean", "not_scanned"))
+        lines.append(
+            f"  training failed on {len(failures):,} files since the last scan: re-checked "
+            f"first, {bad:,} damaged now (listed in summary.json)"
+        )
     lines += _annotation_lines(summary.get("annotations"))
     lines += _selection_lines(summary)
     if summary["unreadable_dirs"]:

@@ -262,3 +262,29 @@ def test_dask_workers_that_cannot_see_data_are_a_clear_error(tmp_path: Path) -> 
 
     with pytest.raises(BackendError, match=r"cannot see DATA .* same path"):
         DaskPool(1, None, str(tmp_path / "only-on-the-client"))
+
+
+def test_files_training_failed_on_are_rechecked_first_and_reported(
+    tree: Path, tmp_path: Path, capsys
+) -> None:
+    from sanitize.failures import append_failure, failures_path
+
+    out = tmp_path / "out"
+    scan(tree, out)
+    # Bit rot after the scan: same size, same mtime, so only training notices.
+    victim = sorted(tree.rglob("*.png"))[0]
+    stat = victim.stat()
+    victim.write_bytes(damage.flip_bit(victim.read_bytes(), 60, 2))
+    os.utime(victim, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    failures = failures_path(out / "clean.parquet")
+    append_failure(failures, str(victim), "checksum", "CRC mismatch")
+    assert scan(tree, tmp_path / "unaware")["damaged"] == 6  # size and mtime say unchanged
+
+    summary = scan(tree, out)
+    relpath = str(victim.relative_to(tree))
+    assert summary["runtime_failures"] == {relpath: "checksum"}
+    assert (summary["checked"], summary["reused"]) == (1, 59)
+    assert relpath in (out / "corruption_report.csv").read_text()
+    assert "training failed on 1 files since the last scan" in capsys.readouterr().out
+    assert not failures.exists() and list(out.glob("runtime_failures.*.checked.jsonl"))
+    assert "runtime_failures" not in scan(tree, out)
