@@ -13,7 +13,7 @@ from pathlib import Path
 from sanitize import __version__
 
 # More subcommands, each a module with `register(commands)` that sets `run=` on its parser.
-COMMAND_MODULES: tuple[str, ...] = ("sanitize.report",)
+COMMAND_MODULES: tuple[str, ...] = ()
 
 
 class UsageError(Exception):
@@ -123,6 +123,17 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--scenes", type=int, default=3, help="number of scenes (default 3)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.set_defaults(run=_demo)
+    repair = commands.add_parser(
+        "repair", help="replace damaged images of the last scan with good copies from archives"
+    )
+    repair.add_argument(
+        "--archives", required=True, metavar="DIR", help="folder of the original archives"
+    )
+    repair.add_argument("--out", default="manifests", help="the scan's output folder")
+    repair.add_argument("--yes", action="store_true", help="repair without asking")
+    repair.add_argument("--jobs", type=int, default=0, help="for the re-scan (default: all cores)")
+    repair.add_argument("--no-progress", action="store_true", help="no progress bar")
+    repair.set_defaults(run=_repair)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(commands)
     return parser
@@ -185,6 +196,60 @@ def _demo(args: argparse.Namespace) -> int:
         f"Wrote {tree.images} images ({tree.damaged} damaged on purpose) under {tree.root} "
         f"in {tree.seconds:.1f} s; the damage is listed in {tree.root / 'demo_truth.csv'}"
     )
+    return 0
+
+
+def _repair(args: argparse.Namespace) -> int:
+    from sanitize.archives import index_archives
+    from sanitize.repair import (
+        PLAN_NAME,
+        RepairError,
+        execute_repair,
+        last_scan,
+        plan_repair,
+        write_plan,
+    )
+    from sanitize.run import ScanConfig, run_scan
+    from sanitize.summary import format_plan, format_summary
+
+    out = Path(args.out)
+    try:
+        summary, rows = last_scan(out)
+    except RepairError as exc:
+        raise UsageError(str(exc)) from None
+    archives = Path(args.archives)
+    if not archives.is_dir():
+        raise UsageError(f"--archives {archives} is not a folder")
+    settings = summary["settings"]
+    index = index_archives(archives, cache=Path(settings["state_dir"]) / "archives")
+    plan = plan_repair(summary["data_root"], rows, index)
+    write_plan(plan, None, out / PLAN_NAME)
+    print(format_plan(plan, archives))
+    if not plan.repairable:
+        return 0
+    question = f"Repair {len(plan.repairable)} files ({plan.bytes_to_write / 1e6:.1f} MB)? [y/N] "
+    if not (args.yes or (sys.stdin.isatty() and input(question).strip().lower() in ("y", "yes"))):
+        print("Dry run: nothing was changed. Run again with --yes to repair.")
+        return 0
+    result = execute_repair(plan)
+    write_plan(plan, result, out / PLAN_NAME)
+    print(f"Repaired {len(result.repaired)} files ({result.bytes_written / 1e6:.1f} MB written)")
+    for relpath, why in result.failed.items():
+        print(f"  not repaired: {relpath}: {why}")
+    config = ScanConfig(
+        data_root=summary["data_root"],
+        out_dir=str(out),
+        jobs=_jobs(args.jobs),
+        include=tuple(settings.get("include", ())),
+        progress=not args.no_progress,
+        state_dir=settings.get("state_dir"),
+        checker=settings.get("checker") or ScanConfig.checker,
+        csv=tuple(settings.get("csv", ())),
+        url_column=settings.get("url_column", "url"),
+        split=settings.get("split"),
+        exclude_errata=settings.get("exclude_errata", False),
+    )
+    print(format_summary(run_scan(config).summary))
     return 0
 
 

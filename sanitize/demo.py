@@ -11,6 +11,7 @@ import os
 import shutil
 import threading
 import time
+import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +38,7 @@ ROOMS_PER_SCENE = 2
 SPLITS = {"train": (0, 3000), "val": (3000, 3250), "test": (3250, 3500)}
 QUERY = "Describe the lighting and layout of this panorama."
 TRUTH_NAME = "demo_truth.csv"
+ARCHIVES = "archives"  # the "original downloads": good copies to repair from
 ANNOTATIONS = "annotations/demo.csv"
 # Share of the images that get damaged beyond the one-of-each minimum.
 DAMAGED_SHARE = 0.10
@@ -446,6 +448,7 @@ class _Writer:
         self.plan = plan
         self.bar = bar
         self.rows: list[tuple[str, str, str]] = []
+        self.originals: dict[str, bytes] = {}  # damaged Structured3D images, before the damage
         self._lock = threading.Lock()
 
     def text(self, relpath: str, text: str) -> None:
@@ -453,6 +456,9 @@ class _Writer:
 
     def image(self, relpath: str, data: bytes) -> None:
         kind = self.plan.damage.get(relpath)
+        if kind is not None and relpath.startswith("Structured3D/"):
+            with self._lock:
+                self.originals[relpath] = data
         if kind == "dangling":  # a tree assembled with links into a store that is gone
             path = self.tmp / relpath
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -473,6 +479,7 @@ class _Writer:
     def finish(self) -> list[tuple[str, str]]:
         """Write the annotations, then the truth (last: it marks the tree as built)."""
         _write_csv(self.tmp / ANNOTATIONS, ("url", "query", "annotation"), sorted(self.rows))
+        _write_archives(self.tmp / ARCHIVES, self.originals)
         self._advance()
         truth = sorted((path, DAMAGE_TYPES[kind]) for path, kind in self.plan.damage.items())
         _write_csv(self.tmp / TRUTH_NAME, ("relpath", "error_type"), truth)
@@ -488,6 +495,29 @@ class _Writer:
     def _advance(self) -> None:
         with self._lock:
             self.bar.update()
+
+
+def _write_archives(folder: Path, originals: dict[str, bytes]) -> None:
+    """Archives as downloaded: good copies of most damaged images, with the usual surprises.
+
+    The first damaged image is in no archive, the second's entry is itself damaged (a bad
+    CRC), and the perspective archive is a 7z under a .zip name, as some real ones are.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    names = sorted(originals)
+    panorama = folder / "Structured3D_panorama_00.zip"
+    with zipfile.ZipFile(panorama, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name in names[1:]:
+            archive.writestr(name, originals[name])
+    if len(names) > 2:
+        with zipfile.ZipFile(panorama) as archive:
+            info = archive.getinfo(names[1])
+        data = bytearray(panorama.read_bytes())
+        start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+        data[start + info.file_size // 2] ^= 0x40  # bit rot inside the stored entry
+        panorama.write_bytes(bytes(data))
+    seven_zip = b"7z\xbc\xaf\x27\x1c\x00\x04" + bytes(range(256)) * 8
+    (folder / "Structured3D_perspective_00.zip").write_bytes(seven_zip)
 
 
 def _key(relpath: str) -> int:

@@ -98,3 +98,20 @@ def _selection_lines(summary: dict, most: int = 10) -> list[str]:
         if len(gaps) > most:
             lines.append(f"  ... and {len(gaps) - most:,} more in summary.json")
     return lines
+
+
+def format_plan(plan, archives: Path) -> str:
+    """The repair plan: repairable files and bytes, the rest by reason, unusable archives."""
+    counts = Counter(item.status for item in plan.items)
+    lines = [f"Repair plan for {len(plan.items):,} damaged images under {plan.data_root}"]
+    lines.append(
+        f"  {'repairable':<24}{counts.pop('repairable', 0):>7,}  "
+        f"{plan.bytes_to_write / 1e6:,.1f} MB from {archives}"
+    )
+    lines += [f"  {status:<24}{n:>7,}" for status, n in sorted(counts.items())]
+    for item in plan.items:
+        if item.status not in ("repairable", "not_in_archive"):
+            lines.append(f"    {item.relpath}: {item.reason}")
+    for archive, why in plan.unusable_archives.items():
+        lines.append(f"  cannot use {archive}: {why}")
+    return "\n".join(lines)
