@@ -13,7 +13,7 @@ from pathlib import Path
 from sanitize import __version__
 
 # More subcommands, each a module with `register(commands)` that sets `run=` on its parser.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("sanitize.report",)
 
 
 class UsageError(Exception):
