@@ -64,6 +64,8 @@ def format_summary(summary: dict) -> str:
         lines.append(f"  warning: {len(summary['unreadable_dirs'])} folders could not be listed")
     names = ", ".join((CLEAN_NAME, REPORT_NAME, SUMMARY_NAME))
     lines.append(f"Manifests in {summary['out_dir']}: {names}")
+    if summary["damaged"] or (summary.get("annotations") or {}).get("rows_dropped"):
+        lines.append(f"Review the damage: sanitize report --out {summary['out_dir']}")
     return "\n".join(lines)
 
 
