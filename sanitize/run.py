@@ -96,73 +96,88 @@ class _Batch:
     entries: list[FileEntry] = field(default_factory=list)
 
 
+@dataclass
+class _Source:
+    """What a scan reads (the walk, or the images tables name) and the writer it feeds."""
+
+    entries: Iterator[FileEntry]
+    in_scope: Callable[[str], bool]
+    writer: ManifestWriter | AnnotationWriter
+    walk_stats: WalkStats = field(default_factory=lambda: WalkStats([]))
+    filtered: Counter[str] = field(default_factory=Counter)
+
+
 def run_scan(config: ScanConfig) -> ScanResult:
     """Walk (or read the tables), reuse or check every image, write state and manifests."""
     started = time.perf_counter()
     # Arrow's default pool keeps what the streaming writers free; the system's gives it back.
     pa.set_memory_pool(pa.system_memory_pool())
-    root = config.data_root
     # Tables are read and validated before anything else: a bad one replaces no output.
-    tables = read_tables(config.csv, root, config.url_column) if config.csv else []
-    selection = Selection(config.split, config.exclude_errata)
-    state_dir = Path(config.state_dir) if config.state_dir else default_state_dir(root)
+    tables = read_tables(config.csv, config.data_root, config.url_column) if config.csv else []
+    state_dir = Path(config.state_dir) if config.state_dir else default_state_dir(config.data_root)
     settings = _settings(config, state_dir)
-    store = StateStore(state_dir, root, _fingerprint(config))
+    store = StateStore(state_dir, config.data_root, _fingerprint(config))
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    walk_stats = WalkStats([])
-    filtered: Counter[str] = Counter()
     failures = failures_path(out / CLEAN_NAME)
-    failed = _failed_relpaths(failures, root)
+    failed = _failed_relpaths(failures, config.data_root)
     with store.locked():
-        if tables:
-            keep = [[_keeps_row(rel, selection) for rel in t.relpaths] for t in tables]
-            named = sorted(_named(tables, keep))
-            entries = _stat_entries(root, named)
-            in_scope = set(named).__contains__
-            writer = AnnotationWriter(out, root, settings, tables, keep)
-        else:
-            walked = walk_images(root, config.include, walk_stats)
-            entries = _selected(walked, selection, filtered)
-            in_scope = partial(_in_scope, include=config.include, selection=selection)
-            writer = ManifestWriter(out, root, settings)
+        source = _source(config, tables, settings, out)
         run = store.new_run(config.shard_rows, config.shard_seconds, config.full)
-        scan = _Scan(config, run, writer)
+        scan = _Scan(config, run, source.writer)
         try:
             rechecked = scan.check_first(failed)  # what training hit since the last scan
-            plan = _plan(entries, store.known(), in_scope, config.full, rechecked)
-            scan.execute(plan)
+            scan.execute(
+                _plan(source.entries, store.known(), source.in_scope, config.full, rechecked)
+            )
         except BaseException:
-            writer.abort()
+            source.writer.abort()
             run.flush(force=True)  # keep what was checked: the next run resumes from it
             scan.close(kill=True)
             if scan.interrupted:
                 raise ScanInterrupted(scan.counts.total(), state_dir) from None
             raise
         scan.close()
-        clean_path, report_path = writer.commit()
+        clean_path, report_path = source.writer.commit()
         store.commit(run)
         if failed:  # handled: keep the record, but do not re-check it every scan
-            failures.rename(
-                failures.with_name(
-                    f"{failures.stem}.{time.strftime('%Y%m%dT%H%M%S')}.checked.jsonl"
-                )
-            )
-    summary = build_summary(
-        scan.counts, time.perf_counter() - started, scan.bytes, walk_stats, settings, out
-    )
-    summary.update(checked=scan.checked, reused=scan.reused, state_dir=str(state_dir))
+            stamp = time.strftime("%Y%m%dT%H%M%S")
+            failures.rename(failures.with_name(f"{failures.stem}.{stamp}.checked.jsonl"))
+    summary = _summary(scan, source, time.perf_counter() - started, settings, out, failed)
+    write_json(summary, out / SUMMARY_NAME)
+    return ScanResult(summary, clean_path, report_path, out / SUMMARY_NAME)
+
+
+def _source(config: ScanConfig, tables: list, settings: dict, out: Path) -> _Source:
+    root = config.data_root
+    selection = Selection(config.split, config.exclude_errata)
+    if tables:
+        keep = [[_keeps_row(rel, selection) for rel in t.relpaths] for t in tables]
+        named = sorted(_named(tables, keep))
+        writer = AnnotationWriter(out, root, settings, tables, keep)
+        return _Source(_stat_entries(root, named), set(named).__contains__, writer)
+    in_scope = partial(_in_scope, include=config.include, selection=selection)
+    source = _Source(iter(()), in_scope, ManifestWriter(out, root, settings))
+    walked = walk_images(root, config.include, source.walk_stats)
+    source.entries = _selected(walked, selection, source.filtered)
+    return source
+
+
+def _summary(
+    scan: _Scan, source: _Source, seconds: float, settings: dict, out: Path, failed: set[str]
+) -> dict:
+    summary = build_summary(scan.counts, seconds, scan.bytes, source.walk_stats, settings, out)
+    summary.update(checked=scan.checked, reused=scan.reused, state_dir=settings["state_dir"])
     if failed:
         summary["runtime_failures"] = {
             relpath: scan.rechecked_types.get(relpath, "not_scanned") for relpath in sorted(failed)
         }
-    if tables:
-        summary["annotations"] = writer.summary()
+    if isinstance(source.writer, AnnotationWriter):
+        summary["annotations"] = source.writer.summary()
     else:
-        summary["filtered"] = dict(filtered)
-        summary["incomplete_panoramas"] = writer.panoramas.incomplete()
-    write_json(summary, out / SUMMARY_NAME)
-    return ScanResult(summary, clean_path, report_path, out / SUMMARY_NAME)
+        summary["filtered"] = dict(source.filtered)
+        summary["incomplete_panoramas"] = source.writer.panoramas.incomplete()
+    return summary
 
 
 def _failed_relpaths(failures: Path, root: str) -> set[str]:
