@@ -22,6 +22,7 @@ from sanitize.thumbnails import DECODABLE, Thumbnail, make_thumbnails
 PAGE_NAME = "report.html"
 REPAIR_PLAN_NAME = "repair_plan.csv"
 PLAN_COLUMNS = ("relpath", "archive", "entry", "status")
+PLAN_EXTRAS = ("reason",)  # shown where the plan has them
 # Thumbnails of at most this many decodable rows (about 2 KB each in the page); the rest of a
 # huge report shows a "thumbnail limit" glyph, so 10,000 rows stay a few MB.
 DEFAULT_THUMBNAILS = 1000
@@ -80,7 +81,7 @@ def build_report(out_dir: Path, jobs: int, max_thumbnails: int, progress: bool) 
     plan = read_plan(out_dir)
     if plan is not None:
         for row in rows:
-            row.update(plan.get(row["relpath"], dict.fromkeys(PLAN_COLUMNS[1:])))
+            row.update(plan.get(row["relpath"], dict.fromkeys(PLAN_COLUMNS[1:] + PLAN_EXTRAS)))
     thumbnails = _thumbnails(rows, jobs, max_thumbnails, progress)
     review = Review(rows, thumbnails, summary, has_plan=plan is not None, source=str(out_dir))
     page = render_page(review).encode()
@@ -140,7 +141,8 @@ def read_plan(out_dir: Path) -> dict[str, dict] | None:
             missing = [c for c in PLAN_COLUMNS if c not in (reader.fieldnames or ())]
             if missing:
                 raise UsageError(f"{path} lacks the column(s) {', '.join(missing)}")
-            return {row["relpath"]: {c: row[c] or None for c in PLAN_COLUMNS[1:]} for row in reader}
+            fields = PLAN_COLUMNS[1:] + PLAN_EXTRAS
+            return {row["relpath"]: {c: row.get(c) or None for c in fields} for row in reader}
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise UsageError(f"{path} cannot be read: {exc}") from None
 

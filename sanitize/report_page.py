@@ -151,7 +151,8 @@ def _group_figure(
         per_group.setdefault(name, Counter())[row["error_type"]] += 1
     ranked = sorted(per_group.items(), key=lambda item: (-item[1].total(), item[0]))
     bars = [
-        Bar(name, _ordered(c, types), _group_attrs(noun, name)) for name, c in ranked[:TOP_GROUPS]
+        Bar(_label(noun, name), _ordered(c, types), _group_attrs(noun, name))
+        for name, c in ranked[:TOP_GROUPS]
     ]
     rest = ranked[TOP_GROUPS:]
     if rest:
@@ -161,6 +162,10 @@ def _group_figure(
     if len(ranked) > TOP_GROUPS:
         title += f" (top {TOP_GROUPS} of {len(ranked):,})"
     return _figure(title, bar_chart(chart_id, f"by {noun}", bars, TYPE_COLOURS))
+
+
+def _label(noun: str, name: str) -> str:
+    return name.rpartition("/")[2] if noun == "archive" else name
 
 
 def _group_attrs(noun: str, name: str) -> dict[str, str]:
@@ -199,6 +204,7 @@ def _data_json(review: Review) -> str:
                 row.get("archive"),
                 row.get("entry"),
                 row.get("status"),
+                row.get("reason"),
                 len(thumbs) - 1 if thumb.image is not None else -1,
                 thumb.glyph,
                 None if thumb.decoded is None else round(thumb.decoded, 3),

@@ -5,7 +5,7 @@
   const PAGE_SIZE = 100;
   // Row layout, as written by sanitize/report_page.py (_data_json).
   const PATH = 0, TYPE = 1, ERROR = 2, BYTES = 3, ARCHIVE = 5, ENTRY = 6, STATUS = 7,
-    THUMB = 8, GLYPH = 9, DECODED = 10, NOTE = 11;
+    REASON = 8, THUMB = 9, GLYPH = 10, DECODED = 11, NOTE = 12;
   const data = JSON.parse(document.getElementById("report-data").textContent);
   const rows = data.rows;
   const haystack = rows.map((r) => (r[PATH] + " " + (r[ARCHIVE] || "")).toLowerCase());
@@ -72,7 +72,10 @@
       const title = r[ARCHIVE] + (r[ENTRY] ? " \u2192 " + r[ENTRY] : "");
       html += '<div title="' + esc(title) + '">' + esc(name) + "</div>";
     }
-    if (r[STATUS]) html += '<span class="status ' + esc(r[STATUS]) + '">' + esc(r[STATUS].replace(/_/g, " ")) + "</span>";
+    if (r[STATUS]) {
+      html += '<span class="status ' + esc(r[STATUS]) + '" title="' + esc(r[REASON] || "") + '">' +
+        esc(r[STATUS].replace(/_/g, " ")) + "</span>";
+    }
     return html;
   }
 
