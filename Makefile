@@ -56,3 +56,28 @@ bench: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+# The damage review page of the last scan in OUT (OUT/report.html).
+.PHONY: report report-screenshot
+report: $(STAMP)
+	$(BIN)/sanitize report --out $(OUT) --jobs $(JOBS)
+
+# docs/report.png: a demo tree of its own (with archives), scanned, a repair plan (dry run),
+# its review page, rendered by headless Chromium (apt-get install chromium).
+REPORT_DEMO := build/report-demo
+CHROMIUM    ?= chromium
+
+$(REPORT_DEMO)/data/demo_truth.csv: | $(STAMP)
+	rm -rf $(REPORT_DEMO)/data
+	$(BIN)/sanitize demo $(REPORT_DEMO)/data
+
+report-screenshot: $(STAMP) $(REPORT_DEMO)/data/demo_truth.csv
+	$(BIN)/sanitize scan $(REPORT_DEMO)/data --out $(REPORT_DEMO)/out --jobs $(JOBS) --no-progress
+	$(BIN)/sanitize repair --archives $(REPORT_DEMO)/data/archives --out $(REPORT_DEMO)/out </dev/null
+	$(BIN)/sanitize report --out $(REPORT_DEMO)/out --jobs $(JOBS) --no-progress
+	mkdir -p docs
+	profile=$$(mktemp -d) && $(CHROMIUM) --headless --no-sandbox --disable-gpu --disable-quic \
+	  --no-first-run --disable-background-networking --disable-component-update --disable-sync \
+	  --log-level=3 --user-data-dir=$$profile --hide-scrollbars --window-size=1400,1000 \
+	  --screenshot=$(CURDIR)/docs/report.png file://$(CURDIR)/$(REPORT_DEMO)/out/report.html; \
+	  status=$$?; rm -rf $$profile; exit $$status
