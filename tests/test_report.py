@@ -9,6 +9,8 @@ import os
 import shutil
 import tempfile
 import time
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +24,7 @@ from sanitize.cli import main
 from sanitize.layout import parse_layout
 from sanitize.manifest import REPORT_SCHEMA
 from sanitize.report import pick_thumbnails
-from sanitize.thumbnails import BOX, thumbnail
+from sanitize.thumbnails import BOX, _batch_result, thumbnail, thumbnail_batch
 from tests.test_check import encode, jpeg, picture, png
 
 CHROMIUM = "/usr/bin/chromium"
@@ -177,6 +179,27 @@ def test_thumbnail_notes_files_gone_or_changed_since_the_scan(tmp_path: Path) ->
     path = write(tmp_path, "a.png", half_zeroed_png())
     assert thumbnail(str(path), "zero_filled", mtime_ns=1).note == "changed since the scan"
     assert thumbnail(str(path), "zero_filled", path.stat().st_mtime_ns).note is None
+
+
+class _InlinePool:
+    """Runs tasks at once; a task for the path "kills" dies like a crashed worker would."""
+
+    def submit(self, fn, tasks):
+        future = Future()
+        if any(task[0] == "kills" for task in tasks):
+            future.set_exception(BrokenProcessPool("a worker died"))
+        else:
+            future.set_result(fn(tasks))
+        return future
+
+
+def test_a_worker_death_costs_one_file_its_thumbnail_not_the_page(tmp_path: Path) -> None:
+    good = str(write(tmp_path, "a.png", half_zeroed_png()))
+    batch = [(good, "zero_filled", None), ("kills", "truncated", None), (good, "empty", None)]
+    pool = _InlinePool()
+    made = _batch_result(pool, batch, pool.submit(thumbnail_batch, batch))
+    assert [t.image is not None for t in made] == [True, False, False]
+    assert [t.glyph for t in made] == [None, "crashes the decoder", "0 bytes"]
 
 
 def test_thumbnail_budget_takes_turns_between_types() -> None:
