@@ -7,6 +7,13 @@ steps, so under gradient accumulation it fired at the wrong steps, fired at step
 ever on CUDA. `CacheCleanup.step(global_step)` fires on optimizer steps that are positive
 multiples of the interval, once per step however often it is called for that step, on the
 device in use (CUDA, MPS or XPU; on CPU there is no device cache and only `gc.collect()` runs).
+
+A full `gc.collect()` walks every tracked object: about 0.1 s for the ~300k that torch and a
+model bring, which is 1% of the step time of a small model at interval 1000. `frozen_heap()`
+moves the objects that live for the whole run (modules, the model, the dataset) out of the
+collector's sight with `gc.freeze()` when training starts, so each cleanup only walks what
+training created since. It also keeps DataLoader workers, forked after it, from writing the
+collector's bookkeeping into the parent's pages (the recipe of the `gc.freeze` docs).
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ import logging
 import numbers
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -103,6 +112,17 @@ class CacheCleanup:
                 report.describe(),
             )
         return report
+
+
+@contextmanager
+def frozen_heap() -> Iterator[int]:
+    """Collect, then `gc.freeze()` every object alive now for the block; yields how many."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield gc.get_freeze_count()
+    finally:
+        gc.unfreeze()
 
 
 def cleanup(global_step: int, device: torch.device) -> CleanupReport:

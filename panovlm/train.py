@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from panovlm.cache_cleanup import CacheCleanup, default_device
+from panovlm.cache_cleanup import CacheCleanup, default_device, frozen_heap
 from panovlm.checkpoints import save_checkpoint
 from panovlm.config import Config, ConfigError, StageConfig
 from panovlm.dataset import PanoDataset
@@ -109,9 +109,10 @@ def train(config: Config, *, max_steps: int | None = None) -> TrainResult:
         f"{cleanup.interval} steps" if cleanup.enabled else "- (disabled)",
     )
     start = time.perf_counter()
-    for stage in training.stages:
-        if not _train_stage(config, stage, dataset, model, device, cleanup, result, max_steps):
-            break
+    with frozen_heap():  # cheap cleanups, and workers forked below keep sharing these pages
+        for stage in training.stages:
+            if not _train_stage(config, stage, dataset, model, device, cleanup, result, max_steps):
+                break
     result.seconds = time.perf_counter() - start
     result.cleanups = list(cleanup.fired_steps)
     logger.info(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 
 import pytest
 import torch
 
 from panovlm import cache_cleanup
-from panovlm.cache_cleanup import CacheCleanup
+from panovlm.cache_cleanup import CacheCleanup, frozen_heap
 
 
 @pytest.fixture
@@ -102,6 +103,16 @@ def test_on_cuda_it_empties_the_cache_and_logs_memory_before_and_after(
     assert "allocated 100.0 MB -> 100.0 MB, reserved 512.0 MB -> 256.0 MB, rss " in message
 
 
+def test_frozen_heap_hides_startup_objects_from_the_collector_until_the_end() -> None:
+    assert gc.get_freeze_count() == 0
+    with frozen_heap() as frozen:
+        assert frozen > 1000  # torch alone brings many more
+        young = [[] for _ in range(100)]
+        assert gc.get_freeze_count() <= frozen  # objects made later stay collectable
+        del young
+    assert gc.get_freeze_count() == 0
+
+
 def test_the_training_loop_cleans_at_multiples_under_accumulation(tmp_path, monkeypatch) -> None:
     """The real loop calls step() after optimizer steps, not micro-batches."""
     from panovlm.train import train
@@ -112,3 +123,4 @@ def test_the_training_loop_cleans_at_multiples_under_accumulation(tmp_path, monk
     # 12 rows, batches of 2: 6 micro-batches = 3 optimizer steps per epoch, 6 in all.
     assert result.global_step == 6
     assert result.cleanups == [3, 6]
+    assert gc.get_freeze_count() == 0  # the loop unfreezes what it froze

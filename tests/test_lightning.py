@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 import torch
 from torch import nn
@@ -43,6 +45,7 @@ def test_callback_fires_on_optimizer_steps_not_micro_batches(tmp_path) -> None:
     trainer.fit(Tiny(), DataLoader(data, batch_size=2))  # 24 micro-batches, 8 optimizer steps
     assert trainer.global_step == 8
     assert callback.cleanup.fired_steps == [2, 4, 6, 8]
+    assert gc.get_freeze_count() == 0  # unfrozen when training ended
 
 
 def test_callback_with_interval_zero_never_fires() -> None:
