@@ -53,6 +53,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_scan.py
+	$(BIN)/python bench/bench_train.py
 
 clean-venv:
 	rm -rf $(VENV)
