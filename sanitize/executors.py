@@ -47,7 +47,11 @@ def is_worker_death(exc: BaseException) -> bool:
 
 
 class LocalPool:
-    """joblib's loky process pool, reused across scans and restarted after a worker dies."""
+    """joblib's process pool, reused across scans and restarted after a worker dies.
+
+    It is the executor `joblib.Parallel` itself reuses, so Parallel still works after a scan
+    in the same process.
+    """
 
     name = "joblib"
 
@@ -55,15 +59,16 @@ class LocalPool:
         self.jobs = jobs
 
     def submit(self, fn: CheckFn, *args: object) -> Future:
-        from joblib.externals.loky import get_reusable_executor
-
-        return get_reusable_executor(max_workers=self.jobs, timeout=60).submit(fn, *args)
+        return self._executor().submit(fn, *args)
 
     def close(self, kill: bool = False) -> None:
         if kill:
-            from joblib.externals.loky import get_reusable_executor
+            self._executor().shutdown(wait=False, kill_workers=True)
 
-            get_reusable_executor(max_workers=self.jobs).shutdown(wait=False, kill_workers=True)
+    def _executor(self):
+        from joblib.executor import get_memmapping_executor
+
+        return get_memmapping_executor(self.jobs, timeout=60)
 
 
 class DaskPool:

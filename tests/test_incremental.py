@@ -288,3 +288,12 @@ def test_files_training_failed_on_are_rechecked_first_and_reported(
     assert "training failed on 1 files since the last scan" in capsys.readouterr().out
     assert not failures.exists() and list(out.glob("runtime_failures.*.checked.jsonl"))
     assert "runtime_failures" not in scan(tree, out)
+
+
+def test_joblib_parallel_still_works_after_a_scan_in_the_same_process(
+    tree: Path, tmp_path: Path
+) -> None:
+    from joblib import Parallel, delayed
+
+    scan(tree, tmp_path)
+    assert Parallel(n_jobs=2)(delayed(abs)(-i) for i in range(4)) == [0, 1, 2, 3]
