@@ -234,7 +234,13 @@ class ColourModel(nn.Module):
         return nn.functional.cross_entropy(logits, target, reduction="none")
 
 
-def test_the_cli_trains_a_users_model(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_the_cli_trains_a_users_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in HF_ENV_DEFAULTS:
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)  # unset now, restored after the test
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "0")  # the user's choice
     config = tiny_config(tmp_path)  # writes the manifest
     path = tmp_path / "c.yaml"
     path.write_text(
@@ -264,7 +270,9 @@ def test_the_cli_trains_a_users_model(tmp_path: Path, capsys: pytest.CaptureFixt
     out = capsys.readouterr().out
     assert out.startswith("Trained 5 optimizer steps in ")
     assert (tmp_path / "runs" / "cli" / "vision-step00000005.pt").is_file()
-    assert os.environ["TRANSFORMERS_NO_ADVISORY_WARNINGS"]
+    assert os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "0"
+    assert os.environ["TRANSFORMERS_NO_ADVISORY_WARNINGS"] == "1"
+    assert os.environ["HF_HUB_DISABLE_SYMLINKS_WARNING"] == "1"
 
 
 def test_the_cli_reports_set_up_errors_in_one_line(tmp_path: Path, capsys) -> None:
