@@ -9,11 +9,19 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0+cpu
 
 DATA   ?=
+CSV    ?=
 OUT    ?= manifests
 JOBS   ?= 0
 DEMO   := data/demo
 SCAN_ARGS ?=
 TRAIN_ARGS ?=
+
+# Without DATA, the embedded demo tree (built once).
+ROOT     := $(if $(strip $(DATA)),$(DATA),$(DEMO))
+ROOT_DEP := $(if $(strip $(DATA)),,$(DEMO)/demo_truth.csv)
+csv_args  = $(foreach table,$(1),--csv $(table))
+# make train's annotation tables: CSV=..., or the demo's own.
+TRAIN_CSV := $(if $(strip $(CSV)),$(CSV),$(if $(strip $(DATA)),,$(DEMO)/annotations/demo.csv))
 
 STAMP := $(VENV)/.installed
 
@@ -32,17 +40,17 @@ $(DEMO)/demo_truth.csv: | $(STAMP)
 
 demo: $(DEMO)/demo_truth.csv
 
-ifeq ($(strip $(DATA)),)
-sanitize: $(STAMP) $(DEMO)/demo_truth.csv
-	$(BIN)/sanitize scan $(DEMO) --out $(OUT) --jobs $(JOBS) $(SCAN_ARGS)
-else
-sanitize: $(STAMP)
-	$(BIN)/sanitize scan $(DATA) --out $(OUT) --jobs $(JOBS) $(SCAN_ARGS)
-endif
+# The tree's images, or with CSV="a.csv b.csv" the rows of those annotation tables.
+sanitize: $(STAMP) $(ROOT_DEP)
+	$(BIN)/sanitize scan $(ROOT) --out $(OUT) --jobs $(JOBS) $(call csv_args,$(CSV)) $(SCAN_ARGS)
 
-# Trains on the manifest `make sanitize` just wrote (demo, or DATA=...).
+# Trains on the annotation rows whose images are clean: the tables are scanned into
+# $(OUT)/train (every verdict is reused from `make sanitize`), then panovlm trains on it.
 train: sanitize
-	$(BIN)/panovlm train --config configs/default.yaml --manifest $(OUT)/clean.parquet $(TRAIN_ARGS)
+	$(BIN)/sanitize scan $(ROOT) --out $(OUT)/train --jobs $(JOBS) $(call csv_args,$(TRAIN_CSV)) \
+	  --no-progress $(SCAN_ARGS)
+	$(BIN)/panovlm train --config configs/default.yaml --manifest $(OUT)/train/clean.parquet \
+	  $(TRAIN_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -53,6 +61,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_scan.py
+	$(BIN)/python bench/bench_incremental.py
 	$(BIN)/python bench/bench_train.py
 
 clean-venv:

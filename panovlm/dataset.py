@@ -31,6 +31,7 @@ from torch.utils.data import Dataset
 
 from sanitize.check import ImageDamaged, decode_file
 from sanitize.failures import append_failure, failures_path
+from sanitize.manifest import read_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +149,7 @@ class PanoDataset(Dataset):
         self.failure_files = (
             tuple(str(failures_path(path)) for path in paths) if record_failures else ()
         )
+        tables = [_absolute_urls(t, path) for t, path in zip(tables, paths, strict=True)]
         self._urls = StringColumn(_concat(tables, "url"))
         self._texts = tuple(StringColumn(_concat(tables, column)) for column in text_columns)
         sizes = [table.num_rows for table in tables]
@@ -271,6 +273,22 @@ def _text_columns(schemas: list[pa.Schema]) -> list[str]:
             ):
                 names.append(field.name)
     return names
+
+
+def _absolute_urls(table: pa.Table, manifest: Path) -> pa.Table:
+    """Annotation tables may name images relative to DATA: resolve them against the root the
+    scan recorded in the manifest, not against wherever training happens to run."""
+    urls = pc.cast(table.column("url"), pa.large_string())
+    relative = pc.invert(pc.fill_null(pc.starts_with(urls, "/"), True))
+    if not pc.any(relative).as_py():
+        return table
+    root = read_metadata(manifest).get("data_root")
+    if not root:
+        raise ManifestError(f"{manifest} has relative urls but records no data_root")
+    prefix = pa.scalar(root.rstrip("/"), pa.large_string())
+    joined = pc.binary_join_element_wise(prefix, urls, pa.scalar("/", pa.large_string()))
+    column = pc.if_else(relative, joined, urls)
+    return table.set_column(table.schema.get_field_index("url"), "url", column)
 
 
 def _concat(tables: list[pa.Table], column: str) -> pa.ChunkedArray:

@@ -228,3 +228,26 @@ def test_bad_arguments_are_clear_errors(tmp_path: Path) -> None:
         PanoDataset(manifest, image_size=(8,))
     with pytest.raises(ManifestError, match="text column 'caption'"):
         PanoDataset(manifest, text_columns=["caption"])
+
+
+def test_relative_urls_resolve_against_the_scanned_data_root(tmp_path) -> None:
+    """A table naming images relative to DATA trains from any working directory."""
+    import csv as csv_module
+
+    from PIL import Image
+
+    from panovlm.dataset import PanoDataset
+    from sanitize.cli import main
+
+    data = tmp_path / "data"
+    (data / "rooms").mkdir(parents=True)
+    Image.new("RGB", (64, 32), (200, 10, 10)).save(data / "rooms" / "a.png")
+    table = tmp_path / "t.csv"
+    with open(table, "w", newline="") as f:
+        csv_module.writer(f).writerows([["url", "annotation"], ["rooms/a.png", "a red room"]])
+    out = tmp_path / "out"
+    assert main(["scan", str(data), "--out", str(out), "--csv", str(table), "--no-progress"]) == 0
+    sample = PanoDataset(out / "clean.parquet", image_size=(16, 32))[0]
+    assert sample["url"] == str(data / "rooms" / "a.png")
+    assert not sample["is_placeholder"] and sample["annotation"] == "a red room"
+    assert sample["image"][0].mean() > 0.7  # the red image itself, not a placeholder
