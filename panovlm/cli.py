@@ -9,7 +9,12 @@ import sys
 from panovlm import __version__
 
 # Each module has `register(commands)`, which adds its subparser with `run=` set.
-COMMAND_MODULES = ("panovlm.commands.decode", "panovlm.commands.train")
+COMMAND_MODULES = (
+    "panovlm.commands.decode",
+    "panovlm.commands.train",
+    "panovlm.commands.clean",
+    "panovlm.commands.disk",
+)
 
 
 def main(argv: list[str] | None = None) -> int:

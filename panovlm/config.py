@@ -30,6 +30,9 @@ class ConfigError(ValueError):
 class PathsConfig:
     manifest: Path = Path("manifests/clean.parquet")
     runs_dir: Path = Path("runs")
+    # None: from HF_HUB_CACHE / HF_HOME, and WANDB_DIR, as the libraries themselves do
+    hf_cache: Path | None = None
+    wandb_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -134,7 +137,7 @@ def parse_config(raw: Any) -> Config:
     """Validate a config already parsed from YAML (a dict of sections)."""
     _mapping("the config", raw)
     ignored: list[str] = []
-    paths = _section(raw, "paths", ("manifest", "runs_dir"), ignored)
+    paths = _section(raw, "paths", ("manifest", "runs_dir", "hf_cache", "wandb_dir"), ignored)
     data = _section(raw, "data", ("image_size", "max_retries"), ignored)
     model = _section(raw, "model", ("name", "options"), ignored)
     training = _section(
@@ -152,6 +155,8 @@ def parse_config(raw: Any) -> Config:
         paths=PathsConfig(
             manifest=_path("paths.manifest", paths.get("manifest", PathsConfig.manifest)),
             runs_dir=_path("paths.runs_dir", paths.get("runs_dir", PathsConfig.runs_dir)),
+            hf_cache=_optional_path("paths.hf_cache", paths.get("hf_cache")),
+            wandb_dir=_optional_path("paths.wandb_dir", paths.get("wandb_dir")),
         ),
         data=DataConfig(
             image_size=_image_size(data.get("image_size", DataConfig.image_size)),
@@ -273,6 +278,10 @@ def _path(key: str, value: Any) -> Path:
     if not isinstance(value, str | os.PathLike) or not str(value):
         raise ConfigError(f"{key} must be a path, got {value!r}")
     return Path(value).expanduser()
+
+
+def _optional_path(key: str, value: Any) -> Path | None:
+    return None if value is None else _path(key, value)
 
 
 def _image_size(value: Any) -> tuple[int, int]:
