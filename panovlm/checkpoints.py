@@ -2,16 +2,25 @@
 
 `save_checkpoint` writes a temporary file in the destination folder, fsyncs it, renames it
 over the destination and fsyncs the folder. Every save of the training loop goes through it,
-and `_before_save` is where checks that must run before a write (disk space, retention) hook in.
+and `_before_save` is where checks that must run before a write hook in: inside
+`guarded_by(DiskGuard(...))` it checks free space (applying checkpoint retention when short)
+and raises `OutOfDiskSpace` before a byte is written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from panovlm.hygiene.guard import DiskGuard
+
+_GUARD: ContextVar[DiskGuard | None] = ContextVar("panovlm_disk_guard", default=None)
 
 
 def save_checkpoint(obj: Any, path: str | os.PathLike[str]) -> int:
@@ -45,8 +54,21 @@ def expected_bytes(obj: Any) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def guarded_by(guard: DiskGuard | None) -> Iterator[None]:
+    """Every `save_checkpoint` inside checks free space with `guard` first."""
+    token = _GUARD.set(guard)
+    try:
+        yield
+    finally:
+        _GUARD.reset(token)
+
+
 def _before_save(path: Path, expected: int) -> None:
     """Runs before every checkpoint write, with its destination and expected size."""
+    guard = _GUARD.get()
+    if guard is not None:
+        guard.check(path.parent, expected)
 
 
 def _fsync_dir(folder: Path) -> None:

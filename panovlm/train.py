@@ -4,7 +4,10 @@ Plain PyTorch. Stages run in the config's order, each with its own batch size, e
 learning rate and gradient accumulation; `global_step` counts optimizer steps across all
 stages, and `CacheCleanup.step(global_step)` runs after each one. Placeholder samples (every
 try to load failed) are masked out of the loss. Checkpoints are written atomically under
-`paths.runs_dir/<run-name>/`, by `panovlm.checkpoints.save_checkpoint` only.
+`paths.runs_dir/<run-name>/`, by `panovlm.checkpoints.save_checkpoint` only, each with its
+training loss recorded in `checkpoints.json` beside it (what `panovlm clean` keeps as the best).
+A `DiskGuard` checks free space before training and before every save, and raises
+`OutOfDiskSpace` (after trying checkpoint retention) rather than start a write it cannot finish.
 
 A model is `module:Class`: built with `Class.from_dataset(dataset, **model.options)` when the
 class has it, else `Class(**model.options)`; its `forward(batch)` returns per-sample losses.
@@ -27,11 +30,15 @@ import torch
 from torch.utils.data import DataLoader
 
 from panovlm.cache_cleanup import CacheCleanup, default_device, frozen_heap
-from panovlm.checkpoints import save_checkpoint
+from panovlm.checkpoints import expected_bytes, guarded_by, save_checkpoint
 from panovlm.config import Config, ConfigError, StageConfig
 from panovlm.dataset import PanoDataset
+from panovlm.hygiene.checkpoints_retention import record_metric
+from panovlm.hygiene.guard import DiskGuard
 
 logger = logging.getLogger(__name__)
+
+METRIC_STEPS = 50  # a checkpoint's recorded loss: the mean of the last this many steps
 
 
 @dataclass
@@ -84,8 +91,13 @@ def resolve_device(name: str) -> torch.device:
     return default_device() if name == "auto" else torch.device(name)
 
 
-def train(config: Config, *, max_steps: int | None = None) -> TrainResult:
-    """Train `config.model` on `config.paths.manifest`; stop after `max_steps` optimizer steps."""
+def train(
+    config: Config, *, max_steps: int | None = None, disk_guard: DiskGuard | None = None
+) -> TrainResult:
+    """Train `config.model` on `config.paths.manifest`; stop after `max_steps` optimizer steps.
+
+    `disk_guard` defaults to `DiskGuard(config.paths.runs_dir)`; `OutOfDiskSpace` propagates.
+    """
     if max_steps is not None and max_steps < 1:
         raise ValueError(f"max_steps must be >= 1, got {max_steps}")
     training = config.training
@@ -97,6 +109,9 @@ def train(config: Config, *, max_steps: int | None = None) -> TrainResult:
     model = build_model(config.model.name, dataset, dict(config.model.options)).to(device)
     run_name = training.run_name or datetime.now().strftime("%Y%m%d-%H%M%S")
     result = TrainResult(run_dir=config.paths.runs_dir / run_name)
+    guard = disk_guard or DiskGuard(config.paths.runs_dir)
+    # A checkpoint holds the weights and AdamW's two moments: about 3x the model.
+    guard.check(result.run_dir, 3 * expected_bytes(model.state_dict()))
     result.run_dir.mkdir(parents=True, exist_ok=True)
     cleanup = CacheCleanup(training.cache_cleanup_interval, device)
     logger.info(
@@ -109,7 +124,7 @@ def train(config: Config, *, max_steps: int | None = None) -> TrainResult:
         f"{cleanup.interval} steps" if cleanup.enabled else "- (disabled)",
     )
     start = time.perf_counter()
-    with frozen_heap():  # cheap cleanups, and workers forked below keep sharing these pages
+    with frozen_heap(), guarded_by(guard):  # cheap cleanups; workers keep sharing these pages
         for stage in training.stages:
             if not _train_stage(config, stage, dataset, model, device, cleanup, result, max_steps):
                 break
@@ -243,6 +258,9 @@ def _checkpoint(
     }
     written = save_checkpoint(state, path)
     result.checkpoints.append(path)
+    recent = [loss for loss in result.losses[-METRIC_STEPS:] if loss == loss]
+    if recent:
+        record_metric(result.run_dir, path, float(np.mean(recent)))
     logger.info("checkpoint %s (%.1f MB)", path, written / 1e6)
 
 

@@ -30,6 +30,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", metavar="MODULE:CLASS", help="train your own model class")
     parser.add_argument("--num-workers", type=int, help="DataLoader workers")
     parser.add_argument("--run-name", help="folder under paths.runs_dir (default: start time)")
+    parser.add_argument(
+        "--disk-margin-gb",
+        type=float,
+        default=1.0,
+        help="free space kept on the runs folder beyond 2x the last checkpoint (default 1)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -62,13 +68,24 @@ def run(args: argparse.Namespace) -> int:
         print(f"panovlm train: {exc}", file=sys.stderr)
         return 2
 
+    from panovlm.hygiene.guard import DiskGuard, OutOfDiskSpace
     from panovlm.train import train
 
+    if args.disk_margin_gb < 0:
+        print(
+            f"panovlm train: --disk-margin-gb must be >= 0, got {args.disk_margin_gb}",
+            file=sys.stderr,
+        )
+        return 2
+    guard = DiskGuard(config.paths.runs_dir, margin_bytes=int(args.disk_margin_gb * 1e9))
     try:
-        result = train(config, max_steps=args.max_steps)
+        result = train(config, max_steps=args.max_steps, disk_guard=guard)
     except (ConfigError, ManifestError) as exc:
         print(f"panovlm train: {exc}", file=sys.stderr)
         return 2
+    except OutOfDiskSpace as exc:
+        print(f"panovlm train: stopped: {exc}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print("panovlm train: interrupted", file=sys.stderr)
         return 130

@@ -144,3 +144,24 @@ def _item(runs_dir: Path, checkpoint: Checkpoint, reason: str) -> CleanupItem:
         root=runs_dir,
         stamp=checkpoint.stamp,
     )
+
+
+def record_metric(
+    run: Path, checkpoint: Path, value: float, metric: str = "loss", mode: str = "min"
+) -> None:
+    """Add `checkpoint`'s metric to `run/checkpoints.json` (written atomically), so retention
+    keeps the best checkpoint. A NaN value is not recorded."""
+    record = run / METRICS_FILE
+    try:
+        data = json.loads(record.read_text(encoding="utf-8"))
+        values = data.get("checkpoints", {}) if data.get("metric") == metric else {}
+    except (OSError, ValueError, AttributeError):
+        values = {}
+    if math.isfinite(value):
+        values[checkpoint.relative_to(run).as_posix()] = value
+    tmp = record.with_name(f".{METRICS_FILE}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump({"metric": metric, "mode": mode, "checkpoints": values}, handle, indent=1)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, record)
