@@ -91,3 +91,14 @@ report-screenshot: $(STAMP) $(REPORT_DEMO)/data/demo_truth.csv
 	  --log-level=3 --user-data-dir=$$profile --hide-scrollbars --window-size=1400,1000 \
 	  --screenshot=$(CURDIR)/docs/report.png file://$(CURDIR)/$(REPORT_DEMO)/out/report.html; \
 	  status=$$?; rm -rf $$profile; exit $$status
+
+# Disk hygiene. `make clean-cache` prints the plan; `make clean-cache YES=1` acts on it.
+# CLEAN_ARGS passes more (categories, roots, --days N, -v): see `panovlm clean --help`.
+CLEAN_ARGS ?=
+.PHONY: clean-cache disk
+
+clean-cache: $(STAMP)
+	$(BIN)/panovlm clean $(if $(filter 1,$(YES)),--yes,--dry-run) $(CLEAN_ARGS)
+
+disk: $(STAMP)
+	$(BIN)/panovlm disk

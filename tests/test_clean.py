@@ -207,6 +207,9 @@ def test_a_prompt_at_a_terminal_acts_only_on_y(world: World, capsys, monkeypatch
     assert main(world.args("pycache")) == 0
     assert world.everything() == before
     monkeypatch.setattr("builtins.input", lambda question: "y")
+    assert main(world.args("pycache", "--dry-run")) == 0  # never asks
+    assert world.everything() == before
+    capsys.readouterr()
     assert main(world.args("pycache")) == 0
     assert "Freed 800 B (planned 800 B): 2 deleted" in capsys.readouterr().out
     assert not (world.project / "pkg" / "__pycache__").exists()

@@ -31,6 +31,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("categories", nargs="*", metavar="CATEGORY")
     parser.add_argument("--config", type=Path, help=f"YAML config (default {DEFAULT_CONFIG})")
     parser.add_argument("-y", "--yes", action="store_true", help="act without asking")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan; never ask or act")
     parser.add_argument("--json", action="store_true", help="print the plan and result as JSON")
     parser.add_argument("-v", "--verbose", action="store_true", help="list every item")
     where = parser.add_argument_group("roots")
@@ -149,6 +150,8 @@ def settings_from(args: argparse.Namespace):
 
 
 def _confirmed(args: argparse.Namespace, plan) -> bool:
+    if args.dry_run:
+        return False
     if args.yes:
         return True
     if args.json or not sys.stdin.isatty():
