@@ -182,6 +182,19 @@ def test_default_categories_skip_missing_roots_and_named_ones_require_them(
     assert "no-cache" in capsys.readouterr().err
 
 
+def test_run_from_the_home_folder_the_default_project_root_is_refused_not_walked(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
+    home = tmp_path / "home"
+    write(home / "pkg" / "__pycache__" / "m.pyc", b"\0" * 10)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(home)
+    code, plan = json_run(capsys, ["clean", "--yes"])
+    assert code == 0 and "home folder itself" in plan["not_scanned"]["pycache"]
+    assert (home / "pkg" / "__pycache__" / "m.pyc").exists()
+    assert main(["clean", "pycache"]) == 2
+
+
 def test_roots_come_from_the_config_paths_and_the_environment(
     world: World, capsys, monkeypatch
 ) -> None:
@@ -239,7 +252,7 @@ def test_hf_plans_unreferenced_revisions_partial_downloads_and_stale_locks(
     }
     assert not planned & cache.kept
     assert cache.outside not in planned
-    assert any("links outside the cache" in w and str(cache.outside) in w for w in scan.warnings)
+    assert any("outside the cache" in w and str(cache.outside) in w for w in scan.warnings)
     sizes = {item.path: item.bytes for item in scan.items}
     assert sizes[cache.detached_blob] == cache.detached_blob.stat().st_size
     assert sizes[cache.orphan_repo] == 1800

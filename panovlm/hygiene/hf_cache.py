@@ -105,7 +105,7 @@ def _revision_items(info, root: Path, policy: HfPolicy, now: float, warnings: li
     for path, reason in planned:
         problem = outside_reason(path, root)
         if problem:
-            warnings.append(f"hf: a snapshot links outside the cache; left alone: {problem}")
+            warnings.append(f"hf: left alone, it leads outside the cache: {problem}")
             continue
         item = _item(path, root, reason, warnings)
         if item is not None:

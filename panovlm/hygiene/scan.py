@@ -1,10 +1,10 @@
-"""Which roots, which categories: settings in, one `CleanupPlan` out. Shared by `panovlm clean`,
-`panovlm disk` (what could be freed) and the training disk guard.
+"""Which roots, which categories: settings in, one `CleanupPlan` out; shared by `panovlm clean`
+and `panovlm disk` (what could be freed).
 
-A category the user named, or a root given on the command line, that is missing is an error; a
-default category whose default root is missing is skipped with a note (no wandb folder is
-normal). A refused root (`/`, the home
-folder) is always an error.
+A category the user named, or a root given on the command line, that is missing or refused
+(`/`, the home folder) is an error. A default category whose default root is missing or refused
+is skipped with a note: no wandb folder is normal, and `panovlm clean` run from the home folder
+must not walk all of it for `__pycache__`.
 """
 
 from __future__ import annotations
@@ -97,26 +97,25 @@ def scan_all(settings: CleanSettings, now: float | None = None) -> CleanupPlan:
             "wandb": ("wandb_dir", "the wandb folder"),
         }[category]
         path = getattr(where, field_name)
-        root = _root(path, what, explicit=settings.explicit or field_name in where.given)
-        if root is None:
+        explicit = settings.explicit or field_name in where.given
+        if not explicit and not os.path.isdir(path):
             skipped[category] = f"{what} {path} does not exist"
             continue
-        if category == "pycache":
-            scans.append(scan_pycache(root))
-        elif category == "hf":
-            scans.append(scan_hf_cache(root, settings.hf, now))
-        elif category == "checkpoints":
-            scans.append(scan_checkpoints(root, settings.retention, now))
-        else:
-            scans.append(scan_wandb(root, settings.wandb_days, now))
+        try:
+            root = resolve_root(path, what)
+            if category == "pycache":
+                scans.append(scan_pycache(root))
+            elif category == "hf":
+                scans.append(scan_hf_cache(root, settings.hf, now))
+            elif category == "checkpoints":
+                scans.append(scan_checkpoints(root, settings.retention, now))
+            else:
+                scans.append(scan_wandb(root, settings.wandb_days, now))
+        except RootError as exc:
+            if explicit:
+                raise
+            skipped[category] = str(exc)  # a default root refused (run from ~, HF_HOME=/)
     return build_plan(scans, skipped)
-
-
-def _root(path: Path, what: str, *, explicit: bool) -> Path | None:
-    if not explicit and not os.path.isdir(path):
-        resolve_root(path, what, must_exist=False)  # still refuse `/` or the home folder
-        return None
-    return resolve_root(path, what)
 
 
 def _scan_broken(settings: CleanSettings) -> CategoryScan | None:
