@@ -180,6 +180,8 @@ def test_default_categories_skip_missing_roots_and_named_ones_require_them(
     assert set(plan["not_scanned"]) == {"hf", "checkpoints", "wandb"}
     assert main(["clean", "hf"]) == 2
     assert "no-cache" in capsys.readouterr().err
+    code, plan = json_run(capsys, ["clean", "all"])  # all that applies
+    assert code == 0 and set(plan["not_scanned"]) == {"hf", "checkpoints", "wandb", "broken"}
 
 
 def test_run_from_the_home_folder_the_default_project_root_is_refused_not_walked(

@@ -125,7 +125,8 @@ def settings_from(args: argparse.Namespace):
         if names and names != ["broken"]:
             raise ValueError("--restore and --purge-quarantine concern the broken category only")
         names = ["broken"]
-    if "all" in names:
+    everything = "all" in names  # every category that applies: missing roots are skipped
+    if everything:
         names = list(CATEGORIES)
     unknown = [n for n in names if n not in CATEGORIES]
     if unknown:
@@ -135,7 +136,7 @@ def settings_from(args: argparse.Namespace):
     return CleanSettings(
         locations=where,
         categories=tuple(names) or DEFAULT_CATEGORIES,
-        explicit=bool(names),
+        explicit=bool(names) and not everything,
         retention=RetentionPolicy(
             keep_newest=getattr(args, "keep", 3), older_than_days=getattr(args, "days", 30.0)
         ),
