@@ -282,7 +282,8 @@ def test_hf_cleaning_leaves_a_consistent_cache_and_the_outside_file(tmp_path: Pa
 
 
 def test_huggingface_hub_own_execute_deletes_the_outside_file(tmp_path: Path) -> None:
-    """Why we never call `DeleteCacheStrategy.execute()`: pinned against huggingface_hub."""
+    """Why we never call `DeleteCacheStrategy.execute()`, pinned against huggingface_hub (2.4).
+    Should a release stop following outside links, this fails; our filter stays right anyway."""
     from huggingface_hub import scan_cache_dir
 
     cache = fake_hf_cache(tmp_path / "hub", tmp_path / "outside")
