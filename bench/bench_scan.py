@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 from PIL import Image
-from sanitize.demo import make_demo_tree
 
+from sanitize.demo import make_demo_tree
 from sanitize.walk import walk_images
 
 ROOT = Path(__file__).resolve().parents[1]
