@@ -32,7 +32,8 @@ BENCH = ROOT / "data" / "bench"
 
 def link_tree(dest: Path, sources: list[Path], count: int) -> Path:
     """`count` Structured3D-shaped paths, each a hardlink to one of `sources`."""
-    if (dest / ".complete").exists():
+    marker = dest / ".complete"
+    if marker.exists() and marker.read_text() == str(count):
         return dest
     shutil.rmtree(dest, ignore_errors=True)
     kinds = ["rgb_rawlight", "rgb_coldlight", "rgb_warmlight", "albedo", "depth", "normal"]
@@ -40,7 +41,7 @@ def link_tree(dest: Path, sources: list[Path], count: int) -> Path:
         folder = dest / f"Structured3D/scene_{i // 600:05d}/2D_rendering/{i // 6}/panorama/full"
         folder.mkdir(parents=True, exist_ok=True)
         os.link(sources[i % len(sources)], folder / f"{kinds[i % 6]}.png")
-    (dest / ".complete").touch()
+    marker.write_text(str(count))
     return dest
 
 
@@ -171,7 +172,7 @@ def main() -> None:
     ]
     if not real:
         sys.exit("run bench/bench_scan.py first: it builds data/bench/tree")
-    rescan_costs(link_tree(BENCH / "real10k", real, args.images), args.repeat)
+    rescan_costs(link_tree(BENCH / f"real{args.images // 1000}k", real, args.images), args.repeat)
     memory(small_sources(BENCH / "small-sources"))
     walk_speed(args.walk_entries, args.repeat)
 

@@ -50,22 +50,30 @@ class LocalPool:
     """joblib's process pool, reused across scans and restarted after a worker dies.
 
     It is the executor `joblib.Parallel` itself reuses, so Parallel still works after a scan
-    in the same process.
+    in the same process. It is fetched once per scan: each fetch registers a temp-folder
+    context, which would grow the parent batch by batch.
     """
 
     name = "joblib"
 
     def __init__(self, jobs: int) -> None:
         self.jobs = jobs
+        self._executor = None
 
     def submit(self, fn: CheckFn, *args: object) -> Future:
-        return self._executor().submit(fn, *args)
+        if self._executor is None:
+            self._executor = self._new_executor()
+        try:
+            return self._executor.submit(fn, *args)
+        except (BrokenProcessPool, RuntimeError):  # a worker died: the pool is spent
+            self._executor = self._new_executor()
+            return self._executor.submit(fn, *args)
 
     def close(self, kill: bool = False) -> None:
-        if kill:
-            self._executor().shutdown(wait=False, kill_workers=True)
+        if kill and self._executor is not None:
+            self._executor.shutdown(wait=False, kill_workers=True)
 
-    def _executor(self):
+    def _new_executor(self):
         from joblib.executor import get_memmapping_executor
 
         return get_memmapping_executor(self.jobs, timeout=60)

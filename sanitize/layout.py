@@ -74,31 +74,47 @@ class Selection:
 
 
 class PanoramaSets:
-    """Tracks, per panorama folder (scene, room, config), which lightings are there and clean."""
+    """Finds panorama folders (scene, room, config) lacking a clean image of some lighting.
+
+    Rows arrive in path order, so a folder's files are consecutive: only the folder at hand
+    is tracked, and only the gaps are kept (memory stays flat over millions of files).
+    """
 
     def __init__(self) -> None:
-        self._seen: dict[tuple[int, str, str], list[int]] = {}  # [present bits, clean bits]
+        self._key: tuple[int, str, str] | None = None
+        self._present = self._clean = 0
+        self._gaps: list[dict] = []
 
     def add(self, fields: dict, ok: bool) -> None:
         if fields["view"] != "panorama" or fields["kind"] not in LIGHTINGS:
             return
         key = (fields["scene"], fields["room"], fields["config"])
-        bits = self._seen.setdefault(key, [0, 0])
+        if key != self._key:
+            self._close()
+            self._key = key
         bit = 1 << LIGHTINGS.index(fields["kind"])
-        bits[0] |= bit
+        self._present |= bit
         if ok:
-            bits[1] |= bit
+            self._clean |= bit
 
     def incomplete(self) -> list[dict]:
-        """Folders lacking a clean image of some lighting: what is absent and what is damaged."""
-        gaps = []
-        for (scene, room, config), (present, clean) in sorted(self._seen.items()):
-            if clean == (1 << len(LIGHTINGS)) - 1:
-                continue
-            absent = [k for i, k in enumerate(LIGHTINGS) if not present >> i & 1]
-            damaged = [
-                k for i, k in enumerate(LIGHTINGS) if present >> i & 1 and not clean >> i & 1
-            ]
-            folder = f"scene_{scene:05d}/2D_rendering/{room}/panorama/{config}"
-            gaps.append({"folder": folder, "absent": absent, "damaged": damaged})
-        return gaps
+        """Each gap: the folder, which lightings are absent and which damaged."""
+        self._close()
+        return sorted(self._gaps, key=lambda gap: gap["folder"])
+
+    def _close(self) -> None:
+        if self._key is not None and self._clean != (1 << len(LIGHTINGS)) - 1:
+            scene, room, config = self._key
+            present, clean = self._present, self._clean
+            self._gaps.append(
+                {
+                    "folder": f"scene_{scene:05d}/2D_rendering/{room}/panorama/{config}",
+                    "absent": [k for i, k in enumerate(LIGHTINGS) if not present >> i & 1],
+                    "damaged": [
+                        k
+                        for i, k in enumerate(LIGHTINGS)
+                        if present >> i & 1 and not clean >> i & 1
+                    ],
+                }
+            )
+        self._key, self._present, self._clean = None, 0, 0
