@@ -2,6 +2,6 @@
 
 import sys
 
-from sanitize.cli import main
+from sanitize.cli import entry
 
-sys.exit(main())
+sys.exit(entry())
