@@ -92,6 +92,8 @@ class DaskPool:
                 "--backend dask needs dask[distributed]: pip install 'panovlm-sanitize[dask]'"
             ) from None
         self._cluster = None
+        # Dask logs every scheduler and worker event at INFO; the scan reports what matters.
+        logging.getLogger("distributed").setLevel(logging.WARNING)
         if scheduler:
             try:
                 self._client = Client(scheduler, timeout="30s")
@@ -99,7 +101,11 @@ class DaskPool:
                 raise BackendError(f"cannot reach the Dask scheduler {scheduler}: {exc}") from None
         else:
             self._cluster = LocalCluster(
-                n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=None
+                n_workers=jobs,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",  # any free port: never clash with a running dashboard
+                silence_logs=logging.ERROR,
             )
             self._client = Client(self._cluster)
         self._check_workers_see(data_root)
