@@ -32,6 +32,7 @@ def build_summary(
         "bytes_scanned": bytes_scanned,
         "unreadable_dirs": walk.unreadable_dirs,
         "symlink_loops_skipped": walk.symlink_loops,
+        "undecodable_names_skipped": walk.undecodable_names,
         "settings": settings,
     }
 
@@ -60,6 +61,9 @@ def format_summary(summary: dict) -> str:
         )
     lines += _annotation_lines(summary.get("annotations"))
     lines += _selection_lines(summary)
+    if summary.get("undecodable_names_skipped"):
+        skipped = len(summary["undecodable_names_skipped"])
+        lines.append(f"  warning: {skipped} files skipped: their names are not UTF-8")
     if summary["unreadable_dirs"]:
         lines.append(f"  warning: {len(summary['unreadable_dirs'])} folders could not be listed")
     names = ", ".join((CLEAN_NAME, REPORT_NAME, SUMMARY_NAME))

@@ -6,7 +6,7 @@ import logging
 import os
 import stat
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,7 @@ class WalkStats:
 
     unreadable_dirs: list[str]
     symlink_loops: int = 0
+    undecodable_names: list[str] = field(default_factory=list)  # not UTF-8: never in a manifest
 
 
 def is_image_name(name: str) -> bool:
@@ -71,10 +72,23 @@ def walk_images(
                 else:
                     subdirs.append((relpath, (*ancestors, key)))
             elif is_image_name(entry.name) and included(relpath, include):
+                if not _utf8(relpath):
+                    log.warning("skipping %r: its name is not UTF-8", relpath)
+                    stats.undecodable_names.append(repr(relpath))
+                    continue
                 found = _file_entry(entry, relpath)
                 if found is not None:
                     yield found
         stack.extend(reversed(subdirs))  # pop in sorted order
+
+
+def _utf8(name: str) -> bool:
+    """Names that are not valid UTF-8 reach Python as surrogates, which Parquet cannot hold."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _is_dir(entry: os.DirEntry) -> bool:

@@ -67,3 +67,13 @@ def test_include_globs_match_relative_paths(tmp_path: Path) -> None:
         "s/panorama/full/rgb_rawlight.png",
         "t/x.jpg",
     ]
+
+
+def test_a_name_that_is_not_utf8_is_skipped_and_counted(tmp_path: Path) -> None:
+    os.mkdir(os.path.join(os.fsencode(tmp_path), b"scene"))
+    with open(os.path.join(os.fsencode(tmp_path), b"scene", b"caf\xe9.png"), "wb") as f:
+        f.write(b"x")
+    touch(tmp_path / "scene" / "ok.png")
+    stats = WalkStats([])
+    assert relpaths(tmp_path, stats=stats) == ["scene/ok.png"]
+    assert len(stats.undecodable_names) == 1
