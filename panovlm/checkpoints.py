@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from panovlm.hygiene.guard import DiskGuard
+from panovlm.hygiene.tree import fsync_dir
 
 _GUARD: ContextVar[DiskGuard | None] = ContextVar("panovlm_disk_guard", default=None)
 
@@ -39,7 +40,7 @@ def save_checkpoint(obj: Any, path: str | os.PathLike[str]) -> int:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return written
 
 
@@ -69,16 +70,3 @@ def _before_save(path: Path, expected: int) -> None:
     guard = _GUARD.get()
     if guard is not None:
         guard.check(path.parent, expected)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # pragma: no cover - folders cannot be opened on some platforms
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)

@@ -22,7 +22,7 @@ from pathlib import Path
 from panovlm.hygiene import locks
 from panovlm.hygiene.plan import DELETE, MOVE, CleanupItem, CleanupPlan, Stamp, format_bytes
 from panovlm.hygiene.roots import outside_reason
-from panovlm.hygiene.tree import remove_tree
+from panovlm.hygiene.tree import fsync_dir, remove_tree
 
 logger = logging.getLogger(__name__)
 
@@ -175,8 +175,8 @@ def _move(item: CleanupItem) -> ItemOutcome:
     except OSError:
         destination.unlink(missing_ok=True)
         raise
-    _fsync_dir(destination.parent)
-    _fsync_dir(item.path.parent)
+    fsync_dir(destination.parent)
+    fsync_dir(item.path.parent)
     return ItemOutcome(item, MOVED, item.stamp.size)
 
 
@@ -200,16 +200,3 @@ def _copy_then_link(source: Path, destination: Path, size: int) -> None:
             os.rename(tmp, destination)
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # pragma: no cover
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)

@@ -106,3 +106,17 @@ def _remove_at(parent_fd: int, name: str, shown: Path) -> tuple[int, list[str]]:
         if not problems:
             problems.append(f"{shown}: {exc.strerror}")
     return freed, problems
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename in `folder` durable (the folder's entry list is data too)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - folders cannot be opened on some platforms
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
