@@ -63,7 +63,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add_scan(commands)
+    _add_demo(commands)
+    _add_repair(commands)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(commands)
+    return parser
 
+
+def _add_scan(commands: argparse._SubParsersAction) -> None:
+    """`sanitize scan DATA ...`: the options of a scan."""
     scan = commands.add_parser(
         "scan", help="decode every image under DATA; write clean.parquet and corruption_report.csv"
     )
@@ -136,11 +145,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     scan.set_defaults(run=_scan)
 
+
+def _add_demo(commands: argparse._SubParsersAction) -> None:
+    """`sanitize demo DIR`: a Structured3D-shaped tree with known damage."""
     demo = commands.add_parser("demo", help="write a small Structured3D-shaped tree with damage")
     demo.add_argument("dir", metavar="DIR", help="folder to create (must not exist or be empty)")
     demo.add_argument("--scenes", type=int, default=3, help="number of scenes (default 3)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.set_defaults(run=_demo)
+
+
+def _add_repair(commands: argparse._SubParsersAction) -> None:
+    """`sanitize repair --archives DIR`: good copies from the original archives."""
     repair = commands.add_parser(
         "repair", help="replace damaged images of the last scan with good copies from archives"
     )
@@ -152,9 +168,6 @@ def _parser() -> argparse.ArgumentParser:
     repair.add_argument("--jobs", type=int, default=0, help="for the re-scan (default: all cores)")
     repair.add_argument("--no-progress", action="store_true", help="no progress bar")
     repair.set_defaults(run=_repair)
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(commands)
-    return parser
 
 
 def _scan(args: argparse.Namespace) -> int:
