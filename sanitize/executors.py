@@ -12,11 +12,14 @@ import logging
 import multiprocessing
 import os
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import astuple
 
 log = logging.getLogger(__name__)
+
+# How long an aborted scan lets running batches finish before it kills their workers.
+_ABORT_GRACE_SECONDS = 10.0
 
 CheckFn = Callable[..., object]
 _checkers: dict[str, CheckFn] = {}
@@ -59,19 +62,36 @@ class LocalPool:
     def __init__(self, jobs: int) -> None:
         self.jobs = jobs
         self._executor = None
+        self._pending: set[Future] = set()
 
     def submit(self, fn: CheckFn, *args: object) -> Future:
         if self._executor is None:
             self._executor = self._new_executor()
         try:
-            return self._executor.submit(fn, *args)
+            future = self._executor.submit(fn, *args)
         except (BrokenProcessPool, RuntimeError):  # a worker died: the pool is spent
             self._executor = self._new_executor()
-            return self._executor.submit(fn, *args)
+            future = self._executor.submit(fn, *args)
+        self._pending.add(future)
+        future.add_done_callback(self._pending.discard)
+        return future
 
-    def close(self, kill: bool = False) -> None:
-        if kill and self._executor is not None:
-            self._executor.shutdown(wait=False, kill_workers=True)
+    def close(self, abort: bool = False) -> None:
+        """After a scan the pool stays up for the next; on abort (Ctrl-C, an error) it stops.
+
+        An abort drops queued batches and lets running ones end before the workers go:
+        killing a loky worker mid-task leaves its semaphore counts off, and loky's resource
+        tracker then prints leak warnings after the scan's one-line message. Only a batch
+        still running after the grace period gets its worker killed.
+        """
+        if not abort or self._executor is None:
+            return
+        for future in list(self._pending):
+            future.cancel()
+        _, stuck = wait(list(self._pending), timeout=_ABORT_GRACE_SECONDS)
+        self._executor.shutdown(wait=True, kill_workers=bool(stuck))
+        self._executor = None
+        self._pending.clear()
 
     def _new_executor(self):
         from joblib.executor import get_memmapping_executor
@@ -126,7 +146,7 @@ class DaskPool:
     def submit(self, fn: CheckFn, *args: object) -> Future:
         return self._executor.submit(fn, *args)
 
-    def close(self, kill: bool = False) -> None:
+    def close(self, abort: bool = False) -> None:
         self._client.close()
         if self._cluster is not None:
             self._cluster.close()

@@ -133,7 +133,7 @@ def run_scan(config: ScanConfig) -> ScanResult:
         except BaseException:
             source.writer.abort()
             run.flush(force=True)  # keep what was checked: the next run resumes from it
-            scan.close(kill=True)
+            scan.close(abort=True)
             if scan.interrupted:
                 raise ScanInterrupted(scan.counts.total(), state_dir) from None
             raise
@@ -338,9 +338,9 @@ class _Scan:
         self._rechecked = set(ordered)
         return dict(zip(ordered, verdicts, strict=True))
 
-    def close(self, kill: bool = False) -> None:
+    def close(self, abort: bool = False) -> None:
         if self._pool is not None:
-            self._pool.close(kill=kill)
+            self._pool.close(abort=abort)
 
     def _submit(self, batch: _Batch) -> None:
         relpaths = [e.relpath for e in batch.entries]

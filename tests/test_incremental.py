@@ -210,8 +210,9 @@ def test_kill_9_then_resume_gives_the_uninterrupted_outputs(tree: Path, tmp_path
     assert outputs(tmp_path / "out") == outputs(tmp_path / "fresh")
 
 
+@pytest.mark.parametrize("whole_group", [False, True], ids=["parent", "terminal"])
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(
-    tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, whole_group: bool
 ) -> None:
     out = tmp_path / "out"
     scan(tree, out)  # earlier manifests, which must survive
@@ -224,17 +225,21 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(
     proc = cli(
         "scan", str(tree), "--out", str(out), "--full", "--jobs", "2",
         "--checker", "tests.checkers:slow", "--no-progress",
+        start_new_session=whole_group,
     )  # fmt: skip
     deadline = time.monotonic() + 60
     while len(list(marks.iterdir())) < 40:  # two or more batches of 16 done
         assert proc.poll() is None and time.monotonic() < deadline
         time.sleep(0.02)
     time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
+    if whole_group:  # a terminal's Ctrl-C reaches the workers too
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and "run the same command to resume" in lines[0]
+    assert len(lines) == 1 and "run the same command to resume" in lines[0]  # no leak warnings
     assert outputs(out) == before
 
     monkeypatch.setenv("SLOW_CHECK_SECONDS", "0")
