@@ -8,7 +8,6 @@ import io
 import os
 import shutil
 import tempfile
-import time
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -141,12 +140,18 @@ def test_thumbnail_stretches_16_bit_depth_to_be_visible(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("size", [(10_000, 10_000), (20_000, 10_000)])
-def test_thumbnail_never_decodes_a_decompression_bomb(tmp_path: Path, size) -> None:
+def test_thumbnail_never_decodes_a_decompression_bomb(
+    tmp_path: Path, size, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = write(tmp_path, "bomb.png", damage.decompression_bomb_png(*size))
-    started = time.perf_counter()
+    loads: list[str] = []
+    real_load = ImageFile.ImageFile.load
+    monkeypatch.setattr(
+        ImageFile.ImageFile, "load", lambda image: loads.append(image.format) or real_load(image)
+    )
     for error_type in ("too_large", "truncated"):  # also when the file changed since the scan
         assert thumbnail(str(path), error_type).glyph == "too large to decode"
-    assert time.perf_counter() - started < 1.0
+    assert loads == []
 
 
 def test_thumbnail_leaves_pillow_strict_afterwards(tmp_path: Path) -> None:
@@ -399,10 +404,8 @@ def test_repair_plan_adds_the_archive_per_row_and_a_chart(browser, scanned: Path
     assert len(page.row_types()) == 2
 
 
-def test_ten_thousand_rows_are_paged_and_filter_fast(browser, big: Path) -> None:
-    started = time.perf_counter()
-    page = Page(browser, big / "report.html")
-    assert time.perf_counter() - started < 5
+def test_ten_thousand_rows_are_paged_and_filtered(browser, big: Path) -> None:
+    page = Page(browser, big / "report.html")  # how fast: bench/bench_report.py
     assert len(page.row_types()) == 100
     assert page.count() == "Showing 1\u2013100 of 10,000"
     first = page.one("#rows td.path").text
