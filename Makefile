@@ -63,6 +63,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_scan.py
 	$(BIN)/python bench/bench_incremental.py
 	$(BIN)/python bench/bench_train.py
+	$(BIN)/python bench/bench_report.py
 
 clean-venv:
 	rm -rf $(VENV)
