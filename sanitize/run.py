@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import astuple, dataclass, field
 from functools import partial
@@ -22,7 +23,6 @@ from pathlib import Path
 import PIL
 import pyarrow as pa
 from PIL import Image
-from tqdm import tqdm
 
 import sanitize
 from sanitize.annotations import AnnotationWriter
@@ -31,10 +31,11 @@ from sanitize.executors import DaskPool, LocalPool, check_files, is_worker_death
 from sanitize.failures import failures_path, read_failures
 from sanitize.layout import Selection
 from sanitize.manifest import CLEAN_NAME, SUMMARY_NAME, ManifestWriter, write_json
+from sanitize.progress import Count, ScanProgress
 from sanitize.state import Row, StateStore, default_state_dir
 from sanitize.summary import build_summary
 from sanitize.tables import read_tables, resolve
-from sanitize.walk import FileEntry, WalkStats, included, walk_images
+from sanitize.walk import FileEntry, WalkStats, image_relpaths, included, walk_images
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,7 @@ class _Source:
     writer: ManifestWriter | AnnotationWriter
     walk_stats: WalkStats = field(default_factory=lambda: WalkStats([]))
     filtered: Counter[str] = field(default_factory=Counter)
+    count: Count | None = None  # how many entries there are, for the progress bar's total
 
 
 def run_scan(config: ScanConfig) -> ScanResult:
@@ -124,7 +126,7 @@ def run_scan(config: ScanConfig) -> ScanResult:
     with store.locked():
         source = _source(config, tables, settings, out)
         run = store.new_run(config.shard_rows, config.shard_seconds, config.full)
-        scan = _Scan(config, run, source.writer)
+        scan = _Scan(config, run, source.writer, source.count)
         try:
             rechecked = scan.check_first(failed)  # what training hit since the last scan
             scan.execute(
@@ -155,11 +157,14 @@ def _source(config: ScanConfig, tables: list, settings: dict, out: Path) -> _Sou
         keep = [[_keeps_row(rel, selection) for rel in t.relpaths] for t in tables]
         named = sorted(_named(tables, keep))
         writer = AnnotationWriter(out, root, settings, tables, keep)
-        return _Source(_stat_entries(root, named), set(named).__contains__, writer)
+        return _Source(
+            _stat_entries(root, named), set(named).__contains__, writer, count=lambda _: len(named)
+        )
     in_scope = partial(_in_scope, include=config.include, selection=selection)
     source = _Source(iter(()), in_scope, ManifestWriter(out, root, settings))
     walked = walk_images(root, config.include, source.walk_stats)
     source.entries = _selected(walked, selection, source.filtered)
+    source.count = partial(_count_walk, root, config.include, selection)
     return source
 
 
@@ -214,6 +219,18 @@ def _selected(
             yield entry
         else:
             filtered[reason] += 1
+
+
+def _count_walk(
+    root: str, include: Sequence[str], selection: Selection, stop: threading.Event
+) -> int | None:
+    """How many images the walk will yield (None if stopped first); a cheap second walk."""
+    count = 0
+    for relpath in image_relpaths(root, include):
+        if stop.is_set():
+            return None
+        count += selection.reason_to_drop(relpath) is None
+    return count
 
 
 def _stat_entries(root: str, relpaths: list[str]) -> Iterator[FileEntry]:
@@ -271,7 +288,13 @@ def _plan(
 class _Scan:
     """Sends batches to a pool, keeps a bounded window in flight, writes results in order."""
 
-    def __init__(self, config: ScanConfig, run, manifest: ManifestWriter | AnnotationWriter):
+    def __init__(
+        self,
+        config: ScanConfig,
+        run,
+        manifest: ManifestWriter | AnnotationWriter,
+        count: Count | None = None,
+    ) -> None:
         self.config = config
         self.run = run
         self.manifest = manifest
@@ -284,7 +307,7 @@ class _Scan:
         self._ready: dict[int, tuple[Row, bool]] = {}  # seq -> (row, in this scan's manifests)
         self._next = 0
         self._futures: dict[Future, _Batch] = {}
-        self._bar = tqdm(unit="img", disable=not config.progress or None, smoothing=0.1)
+        self._progress = ScanProgress(config.progress, count)
 
     def execute(self, plan: Iterator[tuple[FileEntry | None, Row | None]]) -> None:
         batch = _Batch()
@@ -320,7 +343,7 @@ class _Scan:
             self.interrupted = True
             raise
         finally:
-            self._bar.close()
+            self._progress.close()
 
     def check_first(self, relpaths: set[str]) -> dict[str, tuple]:
         """Decode these files now, before the walk: their verdicts replace the stored ones."""
@@ -348,6 +371,7 @@ class _Scan:
             check_files, self.config.data_root, relpaths, self.config.checker
         )
         self._futures[future] = batch
+        self._progress.decoding_started()
 
     def _get_pool(self) -> LocalPool | DaskPool:
         if self._pool is None:  # started only when something must be decoded
@@ -387,7 +411,7 @@ class _Scan:
                 self.manifest.add(row)
                 self.counts[row[3] or "clean"] += 1
                 self.bytes += row[1] or 0
-                self._bar.update()
+                self._progress.update()
 
 
 def _fingerprint(config: ScanConfig) -> str:

@@ -43,7 +43,22 @@ def walk_images(
 
     `include` globs match the POSIX relative path (`*` also crosses `/`); none means all.
     """
-    stats = stats if stats is not None else WalkStats([])
+    for relpath, entry in _image_entries(root, include, stats or WalkStats([]), warn=True):
+        found = _file_entry(entry, relpath)
+        if found is not None:
+            yield found
+
+
+def image_relpaths(root: str, include: Sequence[str] = ()) -> Iterator[str]:
+    """The relpaths `walk_images` yields (give or take a FIFO), without a stat or a warning:
+    a cheap second walk, for counting."""
+    for relpath, _ in _image_entries(root, include, WalkStats([]), warn=False):
+        yield relpath
+
+
+def _image_entries(
+    root: str, include: Sequence[str], stats: WalkStats, warn: bool
+) -> Iterator[tuple[str, os.DirEntry]]:
     root_stat = os.stat(root)
     # Each folder to visit carries the (device, inode) of itself and its ancestors: a symlink
     # back to one of them is a loop. Only the current path is kept, so memory stays flat.
@@ -56,7 +71,8 @@ def walk_images(
             with os.scandir(os.path.join(root, reldir) if reldir else root) as it:
                 listing = [(entry, _is_dir(entry)) for entry in it]
         except OSError as exc:
-            log.warning("cannot list %s: %s", reldir or root, exc.strerror or exc)
+            if warn:
+                log.warning("cannot list %s: %s", reldir or root, exc.strerror or exc)
             stats.unreadable_dirs.append(reldir)
             continue
         # A folder sorts as "name/" so that the walk yields relpaths in plain string order,
@@ -73,12 +89,11 @@ def walk_images(
                     subdirs.append((relpath, (*ancestors, key)))
             elif is_image_name(entry.name) and included(relpath, include):
                 if not _utf8(relpath):
-                    log.warning("skipping %r: its name is not UTF-8", relpath)
+                    if warn:
+                        log.warning("skipping %r: its name is not UTF-8", relpath)
                     stats.undecodable_names.append(repr(relpath))
                     continue
-                found = _file_entry(entry, relpath)
-                if found is not None:
-                    yield found
+                yield relpath, entry
         stack.extend(reversed(subdirs))  # pop in sorted order
 
 
