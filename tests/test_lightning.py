@@ -1,8 +1,9 @@
-"""The Lightning callback: a real tiny Trainer run on CPU, with gradient accumulation."""
+"""The Lightning callbacks: real tiny Trainer runs on CPU."""
 
 from __future__ import annotations
 
 import gc
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,7 +12,10 @@ from torch.utils.data import DataLoader, TensorDataset
 
 pl = pytest.importorskip("lightning.pytorch")
 
-from panovlm.lightning import CacheCleanupCallback  # noqa: E402
+from panovlm.hygiene.guard import OutOfDiskSpace  # noqa: E402
+from panovlm.hygiene.tree import tree_bytes  # noqa: E402
+from panovlm.lightning import CacheCleanupCallback, DiskGuardCallback  # noqa: E402
+from tests.fakedisk import fake_runs  # noqa: E402
 
 
 class Tiny(pl.LightningModule):
@@ -52,3 +56,58 @@ def test_callback_with_interval_zero_never_fires() -> None:
     assert not CacheCleanupCallback(0).cleanup.enabled
     with pytest.raises(ValueError):
         CacheCleanupCallback(-1)
+
+
+def quiet_trainer(root: Path, callbacks: list, **options) -> pl.Trainer:
+    return pl.Trainer(
+        accelerator="cpu",
+        callbacks=callbacks,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=root,
+        **options,
+    )
+
+
+def loader() -> DataLoader:
+    return DataLoader(TensorDataset(torch.randn(40, 4), torch.randn(40, 1)), batch_size=2)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning", "ignore:.*is deprecated")
+def test_disk_guard_stops_fit_before_a_checkpoint_the_disk_cannot_hold(tmp_path: Path) -> None:
+    folder = tmp_path / "runs" / "lit" / "checkpoints"
+    free = iter([10**12] * 3)  # training start and two saves; then the disk is full
+    guard = DiskGuardCallback(tmp_path / "runs", margin_bytes=0, free_bytes=lambda p: next(free, 0))
+    saver = pl.callbacks.ModelCheckpoint(dirpath=folder, every_n_train_steps=2, save_top_k=-1)
+    trainer = quiet_trainer(tmp_path, [saver, guard], max_steps=20)
+    with pytest.raises(OutOfDiskSpace, match="not enough disk space for the next checkpoint"):
+        trainer.fit(Tiny(), loader())
+    assert trainer.global_step == 6  # the third save was refused
+    saved = sorted(p.name for p in folder.iterdir())
+    assert saved == ["epoch=0-step=2.ckpt", "epoch=0-step=4.ckpt"]  # no half-written third
+    assert torch.load(folder / saved[-1], weights_only=False)["global_step"] == 4
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning", "ignore:.*is deprecated")
+def test_disk_guard_applies_retention_before_training_when_short(tmp_path: Path) -> None:
+    runs = fake_runs(tmp_path / "runs", tmp_path / "outside")
+    doomed = sum(p.stat().st_size for p in runs.doomed)
+    capacity = tree_bytes(runs.root) + 100  # 100 bytes free: short until retention runs
+
+    def free_bytes(path: Path) -> int:
+        return capacity - tree_bytes(runs.root)
+
+    guard = DiskGuardCallback(runs.root, margin_bytes=doomed // 2, free_bytes=free_bytes)
+    trainer = quiet_trainer(runs.root / "lit", [guard], max_steps=3, enable_checkpointing=False)
+    trainer.fit(Tiny(), loader())
+    assert trainer.global_step == 3
+    assert not any(p.exists() for p in runs.doomed)
+    assert all(p.exists() for p in runs.kept)
+
+    short = DiskGuardCallback(runs.root, margin_bytes=10**12, free_bytes=free_bytes)
+    trainer = quiet_trainer(runs.root / "lit", [short], max_steps=3, enable_checkpointing=False)
+    with pytest.raises(OutOfDiskSpace):
+        trainer.fit(Tiny(), loader())
+    assert trainer.global_step == 0
+    assert all(p.exists() for p in runs.kept)
