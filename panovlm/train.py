@@ -155,84 +155,133 @@ def _train_stage(
     max_steps: int | None,
 ) -> bool:
     """One stage; False when `max_steps` stopped the run."""
-    training = config.training
     if hasattr(model, "set_stage"):
         model.set_stage(stage.name)
     model.train()
     parameters = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(parameters, lr=stage.lr)
-    loader = DataLoader(
-        dataset,
-        batch_size=stage.batch_size,
-        shuffle=True,
-        num_workers=training.num_workers,
-        persistent_workers=training.num_workers > 0,
-        pin_memory=device.type == "cuda",
-        generator=torch.Generator().manual_seed(training.seed + result.global_step),
+    run = _StageRun(
+        config=config,
+        stage=stage,
+        model=model,
+        optimizer=torch.optim.AdamW(parameters, lr=stage.lr),
+        loader=_stage_loader(config, stage, dataset, device, result.global_step),
+        device=device,
+        cleanup=cleanup,
+        result=result,
+        max_steps=max_steps,
     )
-    accumulate = stage.accumulate_grad_batches
     logger.info(
         "stage %s: %d epochs, batch %d x %d accumulated, lr %g, %d workers",
         stage.name,
         stage.epochs,
         stage.batch_size,
-        accumulate,
+        stage.accumulate_grad_batches,
         stage.lr,
-        training.num_workers,
+        config.training.num_workers,
     )
     for epoch in range(1, stage.epochs + 1):
-        pending, step_losses, epoch_losses = 0, [], []
+        if not run.epoch(epoch):
+            return False
+    run.checkpoint(stage.epochs)
+    return True
+
+
+def _stage_loader(
+    config: Config, stage: StageConfig, dataset: PanoDataset, device: torch.device, step: int
+) -> DataLoader:
+    workers = config.training.num_workers
+    return DataLoader(
+        dataset,
+        batch_size=stage.batch_size,
+        shuffle=True,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        pin_memory=device.type == "cuda",
+        generator=torch.Generator().manual_seed(config.training.seed + step),
+    )
+
+
+@dataclass
+class _StageRun:
+    """One stage's model, optimizer and loader, and the losses of the step being accumulated."""
+
+    config: Config
+    stage: StageConfig
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    loader: DataLoader
+    device: torch.device
+    cleanup: CacheCleanup
+    result: TrainResult
+    max_steps: int | None
+    step_losses: list[float] = field(default_factory=list)
+
+    def epoch(self, epoch: int) -> bool:
+        """One pass over the loader; False when `max_steps` stopped the run."""
+        accumulate = self.stage.accumulate_grad_batches
+        pending, epoch_losses = 0, []
         tick = time.perf_counter()
-        for index, batch in enumerate(loader, start=1):
-            is_placeholder = batch["is_placeholder"]
-            real = int((~is_placeholder).sum())
-            result.samples += real
-            result.placeholders += len(is_placeholder) - real
-            losses = model(_to_device(batch, device))
-            loss = masked_loss(losses, is_placeholder)
-            (loss / accumulate).backward()
+        for index, batch in enumerate(self.loader, start=1):
+            self._backward(batch, accumulate)
             pending += 1
-            if real:
-                step_losses.append(loss.item())
-            if pending < accumulate and index < len(loader):
+            if pending < accumulate and index < len(self.loader):
                 continue
             # An epoch's last micro-batches step too, as Lightning does.
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            epoch_losses += self.step_losses
             pending = 0
-            result.global_step += 1
-            step_loss = float(np.mean(step_losses)) if step_losses else float("nan")
-            result.losses.append(step_loss)
-            epoch_losses.extend(step_losses)
-            step_losses = []
-            cleanup.step(result.global_step)
-            if result.global_step % training.log_every_n_steps == 0:
-                logger.info(
-                    "stage %s epoch %d/%d step %d: loss %.4f",
-                    stage.name,
-                    epoch,
-                    stage.epochs,
-                    result.global_step,
-                    step_loss,
-                )
-            every = training.checkpoint_every_n_steps
-            if every and result.global_step % every == 0:
-                _checkpoint(config, model, optimizer, stage, epoch, result)
-            if max_steps is not None and result.global_step >= max_steps:
-                logger.info("stopping at --max-steps %d", max_steps)
-                result.stopped_early = True
-                _checkpoint(config, model, optimizer, stage, epoch, result)
+            if not self._optimizer_step(epoch):
                 return False
         logger.info(
             "stage %s epoch %d/%d: mean loss %.4f (%.1f s)",
-            stage.name,
+            self.stage.name,
             epoch,
-            stage.epochs,
+            self.stage.epochs,
             float(np.mean(epoch_losses)) if epoch_losses else float("nan"),
             time.perf_counter() - tick,
         )
-    _checkpoint(config, model, optimizer, stage, stage.epochs, result)
-    return True
+        return True
+
+    def checkpoint(self, epoch: int) -> None:
+        _checkpoint(self.config, self.model, self.optimizer, self.stage, epoch, self.result)
+
+    def _backward(self, batch: dict, accumulate: int) -> None:
+        is_placeholder = batch["is_placeholder"]
+        real = int((~is_placeholder).sum())
+        self.result.samples += real
+        self.result.placeholders += len(is_placeholder) - real
+        loss = masked_loss(self.model(_to_device(batch, self.device)), is_placeholder)
+        (loss / accumulate).backward()
+        if real:
+            self.step_losses.append(loss.item())
+
+    def _optimizer_step(self, epoch: int) -> bool:
+        """Step, log, clean up, checkpoint; False when `max_steps` is reached."""
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        result, training = self.result, self.config.training
+        result.global_step += 1
+        step_loss = float(np.mean(self.step_losses)) if self.step_losses else float("nan")
+        result.losses.append(step_loss)
+        self.step_losses = []
+        self.cleanup.step(result.global_step)
+        if result.global_step % training.log_every_n_steps == 0:
+            logger.info(
+                "stage %s epoch %d/%d step %d: loss %.4f",
+                self.stage.name,
+                epoch,
+                self.stage.epochs,
+                result.global_step,
+                step_loss,
+            )
+        every = training.checkpoint_every_n_steps
+        if every and result.global_step % every == 0:
+            self.checkpoint(epoch)
+        if self.max_steps is not None and result.global_step >= self.max_steps:
+            logger.info("stopping at --max-steps %d", self.max_steps)
+            result.stopped_early = True
+            self.checkpoint(epoch)
+            return False
+        return True
 
 
 def _checkpoint(
