@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_incremental import link_tree  # bench/ is on sys.path when run as a script
+
 from sanitize import damage
 from sanitize.check import verify_file
 
@@ -45,19 +47,6 @@ def damaged_sources(real: list[Path], folder: Path, count: int = 60) -> list[Pat
             path.write_bytes(kinds[i % len(kinds)](real[i % len(real)].read_bytes()))
         paths.append(path)
     return paths
-
-
-def link_tree(dest: Path, sources: list[Path], count: int) -> Path:
-    marker = dest / ".complete"
-    if marker.exists() and marker.read_text() == str(count):
-        return dest
-    shutil.rmtree(dest, ignore_errors=True)
-    for i in range(count):
-        folder = dest / f"Structured3D/scene_{i // 60:05d}/2D_rendering/{i // 6}/panorama/full"
-        folder.mkdir(parents=True, exist_ok=True)
-        os.link(sources[i % len(sources)], folder / f"rgb_{i % 6}.png")
-    marker.write_text(str(count))
-    return dest
 
 
 def sanitize(*args: str) -> str:
