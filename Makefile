@@ -64,6 +64,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_incremental.py
 	$(BIN)/python bench/bench_train.py
 	$(BIN)/python bench/bench_report.py
+	$(BIN)/python bench/bench_repair.py
 
 clean-venv:
 	rm -rf $(VENV)

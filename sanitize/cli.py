@@ -253,7 +253,7 @@ def _repair(args: argparse.Namespace) -> int:
         raise UsageError(f"--archives {archives} is not a folder")
     settings = summary["settings"]
     index = index_archives(archives, cache=Path(settings["state_dir"]) / "archives")
-    plan = plan_repair(summary["data_root"], rows, index)
+    plan = plan_repair(summary["data_root"], rows, index, progress=not args.no_progress)
     write_plan(plan, None, out / PLAN_NAME)
     print(format_plan(plan, archives))
     if not plan.repairable:
@@ -262,7 +262,7 @@ def _repair(args: argparse.Namespace) -> int:
     if not (args.yes or (sys.stdin.isatty() and input(question).strip().lower() in ("y", "yes"))):
         print("Dry run: nothing was changed. Run again with --yes to repair.")
         return 0
-    result = execute_repair(plan)
+    result = execute_repair(plan, progress=not args.no_progress)
     write_plan(plan, result, out / PLAN_NAME)
     print(f"Repaired {len(result.repaired)} files ({result.bytes_written / 1e6:.1f} MB written)")
     for relpath, why in result.failed.items():

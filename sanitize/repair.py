@@ -12,10 +12,12 @@ import csv
 import json
 import os
 import zipfile
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+from tqdm import tqdm
 
 from sanitize.archives import ArchiveEntry, ArchiveIndex
 from sanitize.check import verify_file
@@ -81,24 +83,58 @@ def last_scan(out_dir: Path) -> tuple[dict, list[dict]]:
     return summary, rows
 
 
-def plan_repair(data_root: str, report_rows: list[dict], index: ArchiveIndex) -> RepairPlan:
+class OpenArchives:
+    """Zip files kept open across entries, the most recently used few.
+
+    Opening a zip reads its whole central directory: for an archive of 40,000 entries that
+    is about 0.17 s, far more than reading one image out of it.
+    """
+
+    def __init__(self, limit: int = 8) -> None:
+        self.limit = limit
+        self._open: OrderedDict[str, zipfile.ZipFile] = OrderedDict()
+
+    def get(self, path: str) -> zipfile.ZipFile:
+        archive = self._open.pop(path, None) or zipfile.ZipFile(path)
+        self._open[path] = archive
+        if len(self._open) > self.limit:
+            self._open.popitem(last=False)[1].close()
+        return archive
+
+    def __enter__(self) -> OpenArchives:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for archive in self._open.values():
+            archive.close()
+        self._open.clear()
+
+
+def plan_repair(
+    data_root: str, report_rows: list[dict], index: ArchiveIndex, progress: bool = False
+) -> RepairPlan:
     """Match each damaged image of the report to an archive entry and check that entry."""
     damaged = {}
     for row in report_rows:
         if row.get("relpath"):  # rows outside DATA have none: nothing to repair there
             damaged.setdefault(row["relpath"], row["error_type"])
-    items = tuple(_plan_one(data_root, rel, kind, index) for rel, kind in sorted(damaged.items()))
+    bar = tqdm(sorted(damaged.items()), desc="checking archive entries", unit="file",
+               disable=not progress or None)  # fmt: skip
+    with OpenArchives() as archives:
+        items = tuple(_plan_one(data_root, rel, kind, index, archives) for rel, kind in bar)
     return RepairPlan(data_root, items, dict(index.unusable))
 
 
-def _plan_one(root: str, relpath: str, error_type: str, index: ArchiveIndex) -> RepairItem:
+def _plan_one(
+    root: str, relpath: str, error_type: str, index: ArchiveIndex, archives: OpenArchives
+) -> RepairItem:
     if _outside(root, relpath):
         why = "the file resolves outside DATA (a symlink): never written"
         return RepairItem(relpath, error_type, "target_outside_root", why)
     entry = index.find(relpath)
     if entry is None:
         return RepairItem(relpath, error_type, "not_in_archive", "in no archive given")
-    problem = _entry_problem(entry)
+    problem = _entry_problem(entry, archives)
     status = "archive_entry_damaged" if problem else REPAIRABLE
     return RepairItem(relpath, error_type, status, problem, entry.archive, entry.name, entry.size)
 
@@ -109,10 +145,10 @@ def _outside(root: str, relpath: str) -> bool:
     return not target.startswith(real_root.rstrip("/") + "/")
 
 
-def _entry_problem(entry: ArchiveEntry) -> str:
+def _entry_problem(entry: ArchiveEntry, archives: OpenArchives) -> str:
     """Read the entry once: zipfile checks its CRC against the central directory."""
     try:
-        with zipfile.ZipFile(entry.archive) as archive, archive.open(entry.name) as f:
+        with archives.get(entry.archive).open(entry.name) as f:
             while f.read(1 << 20):
                 pass
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
@@ -120,34 +156,42 @@ def _entry_problem(entry: ArchiveEntry) -> str:
     return ""
 
 
-def execute_repair(plan: RepairPlan) -> RepairResult:
+def execute_repair(plan: RepairPlan, progress: bool = False) -> RepairResult:
     """Extract, verify, then rename over the damaged file; never touch anything else."""
     repaired, failed, written = [], {}, 0
-    for item in plan.repairable:
-        target = Path(plan.data_root) / item.relpath
-        tmp = target.with_name(f".{target.name}.repair-{os.getpid()}")
-        try:
-            _extract(item, tmp)
-            verdict = verify_file(str(tmp))
-            if not verdict.ok:
-                failed[item.relpath] = f"the archive copy is damaged too: {verdict.error_type}"
-                continue
-            os.replace(tmp, target)
-            repaired.append(item.relpath)
-            written += item.bytes
-        except (OSError, zipfile.BadZipFile) as exc:
-            failed[item.relpath] = f"{type(exc).__name__}: {exc}"
-        finally:
-            tmp.unlink(missing_ok=True)
+    bar = tqdm(total=plan.bytes_to_write, desc="repairing", unit="B", unit_scale=True,
+               disable=not progress or None)  # fmt: skip
+    with OpenArchives() as archives, bar:
+        for item in plan.repairable:
+            problem = _repair_one(plan.data_root, item, archives)
+            if problem:
+                failed[item.relpath] = problem
+            else:
+                repaired.append(item.relpath)
+                written += item.bytes
+            bar.update(item.bytes)
     return RepairResult(tuple(repaired), failed, written)
 
 
-def _extract(item: RepairItem, tmp: Path) -> None:
-    with (
-        zipfile.ZipFile(item.archive) as archive,
-        archive.open(item.entry) as src,
-        open(tmp, "wb") as dst,
-    ):
+def _repair_one(data_root: str, item: RepairItem, archives: OpenArchives) -> str:
+    """Why `item` was not repaired, or "" once the good copy is in place."""
+    target = Path(data_root) / item.relpath
+    tmp = target.with_name(f".{target.name}.repair-{os.getpid()}")
+    try:
+        _extract(archives.get(item.archive), item.entry, tmp)
+        verdict = verify_file(str(tmp))
+        if not verdict.ok:
+            return f"the archive copy is damaged too: {verdict.error_type}"
+        os.replace(tmp, target)
+        return ""
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _extract(archive: zipfile.ZipFile, entry: str, tmp: Path) -> None:
+    with archive.open(entry) as src, open(tmp, "wb") as dst:
         while chunk := src.read(1 << 20):
             dst.write(chunk)
         dst.flush()

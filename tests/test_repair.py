@@ -168,3 +168,39 @@ def test_demo_tree_repair_end_to_end(tmp_path: Path, capsys) -> None:
     summary = json.loads((out / "summary.json").read_text())
     assert summary["damaged"] == damaged_before - repaired
     assert "Structured3D_perspective_00.zip" in capsys.readouterr().out
+
+
+def test_each_archive_is_opened_once_per_phase_not_once_per_file(
+    setup: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sanitize import repair as repair_module
+
+    opened: list[str] = []
+
+    class CountingZipFile(zipfile.ZipFile):
+        def __init__(self, file, *args, **kwargs) -> None:
+            opened.append(str(file))
+            super().__init__(file, *args, **kwargs)
+
+    monkeypatch.setattr(repair_module.zipfile, "ZipFile", CountingZipFile)
+    assert repair(setup, "--yes") == 0
+    assert sum(row["archive"] != "" for row in plan_rows(setup["out"]).values()) == 4
+    # Four entries from one archive: it is opened to index it, to check them, to extract.
+    assert [name.rsplit("/", 1)[1] for name in opened] == ["Structured3D_panorama_00.zip"] * 3
+
+
+def test_open_archives_keeps_only_the_most_recently_used(tmp_path: Path) -> None:
+    from sanitize.repair import OpenArchives
+
+    paths = [tmp_path / f"{i}.zip" for i in range(3)]
+    for path in paths:
+        make_zip(path, {"a.png": b"x"})
+    with OpenArchives(limit=2) as archives:
+        first = archives.get(str(paths[0]))
+        assert archives.get(str(paths[0])) is first
+        archives.get(str(paths[1]))
+        archives.get(str(paths[0]))  # now the most recent
+        archives.get(str(paths[2]))  # closes 1, keeps 0
+        assert archives.get(str(paths[0])) is first and first.fp is not None
+        assert archives.get(str(paths[1])) is not first
+    assert first.fp is None  # closed on exit
