@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import TextIO
 
 from tqdm import tqdm
+
+log = logging.getLogger(__name__)
 
 # A count of the images to scan; it returns None when told to stop before it is done.
 Count = Callable[[threading.Event], "int | None"]
@@ -52,7 +55,8 @@ class ScanProgress:
     def _run_count(self) -> None:
         try:
             total = self._count(self._stop)
-        except OSError:  # the tree moved under the count: the bar just has no total
+        except Exception as exc:  # best effort: the scan reports what matters, not the count
+            log.debug("no total for the progress bar: %r", exc)
             return
         if total is not None and not self._stop.is_set():
             self.set_total(total)

@@ -96,3 +96,14 @@ def test_a_scan_at_a_terminal_shows_a_bar_that_reaches_its_total(tmp_path: Path)
     final = shown.decode(errors="replace").replace("\r", "\n").strip().splitlines()
     bar = [line for line in final if "img" in line][-1]
     assert "100%" in bar and "60/60" in bar
+
+
+def test_a_count_that_fails_leaves_the_bar_without_a_total() -> None:
+    def vanished(stop: threading.Event) -> int:
+        raise FileNotFoundError("the tree moved")
+
+    progress = ScanProgress(True, vanished, file=Terminal())
+    progress.decoding_started()
+    progress._thread.join()
+    assert progress.bar.total is None
+    progress.close()
